@@ -1,0 +1,130 @@
+"""One settings object for every entry point: defaults < TOML file < NEWSREC_* env vars < flags.
+
+Parsed once at the entry point and passed down; no other module reads os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "NEWSREC_"
+CONFIG_ENV = "NEWSREC_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting could not be parsed; the message names the setting and its source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every runtime setting, with its default."""
+
+    redis_url: str = ""
+    """Redis to use, e.g. redis://host:6379/0. Empty: start an embedded Redis under data_dir."""
+    namespace: str = "newsrec"
+    """Prefix of every Redis key, so several deployments can share one Redis."""
+    data_dir: Path = Path(".newsrec")
+    """Where the embedded Redis keeps its data and socket."""
+    model_dir: Path = Path(".newsrec/models")
+    """Where training writes model/<version>/ folders."""
+    host: str = "127.0.0.1"
+    """Address the gRPC server binds ("0.0.0.0" or "[::]" to serve other hosts)."""
+    port: int = 50051
+    """gRPC port; 0 picks a free one."""
+    keep_versions: int = 3
+    """Published versions kept in Redis for rollback."""
+    publish_batch: int = 1000
+    """Keys written per Redis round trip while publishing."""
+    pointer_cache_seconds: float = 1.0
+    """How long a server trusts its cached copy of the live-version pointer."""
+    cache_entries: int = 50_000
+    """In-process cache of immutable versioned lists and article records."""
+    shutdown_grace_seconds: float = 10.0
+    """In-flight calls get this long to finish on SIGTERM/SIGINT."""
+    log_level: str = "INFO"
+
+
+def _parse(name: str, kind: Any, value: object, source: str) -> object:
+    """Convert one raw value (TOML or env string) to the field's type."""
+    try:
+        if kind in (int, "int"):
+            if isinstance(value, bool):
+                raise ValueError("booleans are not numbers")
+            return int(value)  # type: ignore[call-overload]
+        if kind in (float, "float"):
+            return float(value)  # type: ignore[arg-type]
+        if kind in (Path, "Path"):
+            return Path(str(value))
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: setting {name!r} got {value!r}: {exc}") from None
+
+
+_FIELDS = {f.name: f.type for f in fields(Settings)}
+
+
+def _apply(base: Settings, values: Mapping[str, object], source: str) -> Settings:
+    """Return base with values (already keyed by field name) applied; unknown names are errors."""
+    changes: dict[str, object] = {}
+    for name, raw in values.items():
+        if name not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigError(f"{source}: unknown setting {name!r} (known: {known})")
+        changes[name] = _parse(name, _FIELDS[name], raw, source)
+    settings = replace(base, **changes)  # type: ignore[arg-type]
+    _check(settings, source)
+    return settings
+
+
+def _check(settings: Settings, source: str) -> None:
+    """Reject values that parse but make no sense."""
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"{source}: port must be 0-65535, got {settings.port}")
+    if settings.keep_versions < 1:
+        raise ConfigError(f"{source}: keep_versions must be at least 1")
+    if settings.publish_batch < 1:
+        raise ConfigError(f"{source}: publish_batch must be at least 1")
+    if not settings.namespace or any(c in settings.namespace for c in " {}*?[]"):
+        raise ConfigError(
+            f"{source}: namespace {settings.namespace!r} must be non-empty "
+            "without spaces, braces or glob characters"
+        )
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Settings:
+    """Build Settings from defaults, a TOML file, NEWSREC_* env vars and flag overrides, in order.
+
+    The TOML file is `config_file`, else $NEWSREC_CONFIG; keys sit at the top level or under
+    [newsrec]. Flag overrides whose value is None are ignored (flag not given).
+    """
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = config_file or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        table = data.get("newsrec", data)
+        settings = _apply(settings, table, f"config file {path}")
+    from_env = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX)
+        and key != CONFIG_ENV
+        and key[len(ENV_PREFIX) :].lower() in _FIELDS
+    }
+    settings = _apply(settings, from_env, "environment")
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return _apply(settings, flags, "command line")

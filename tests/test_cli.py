@@ -1,0 +1,89 @@
+"""The `newsrec` command as cron and operators use it: real processes, real Redis."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from recommender.config import Settings
+from recommender.v1 import recommender_pb2 as pb
+from recommender.v1 import recommender_pb2_grpc as pb_grpc
+from tests.corpus import write_corpus
+
+
+def newsrec(settings: Settings, *args: str, timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NEWSREC_REDIS_URL": settings.redis_url,
+           "NEWSREC_NAMESPACE": settings.namespace, "NEWSREC_MODEL_DIR": str(settings.model_dir)}
+    return subprocess.run([sys.executable, "-m", "training.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_train_summary_quiet_versions_and_rollback(tmp_path: Path, settings: Settings) -> None:
+    articles, clicks = write_corpus(tmp_path)
+    first = newsrec(settings, "train", "--articles", str(articles), "--clicks", str(clicks))
+    assert first.returncode == 0, first.stderr
+    assert "articles" in first.stdout and "40" in first.stdout and "peak RSS" in first.stdout
+    quiet = newsrec(settings, "train", "--articles", str(articles), "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert re.fullmatch(r"published \S+: 40 articles, [\d.]+s\n", quiet.stdout)
+    listing = newsrec(settings, "versions").stdout.splitlines()
+    assert len(listing) == 2 and listing[1].startswith("* ")
+    back = newsrec(settings, "rollback")
+    assert back.returncode == 0 and listing[0].strip() in back.stdout
+    again = newsrec(settings, "rollback")
+    assert again.returncode == 2 and "no published version older" in again.stderr
+
+
+def test_bad_rows_stop_the_run_or_are_skipped(tmp_path: Path, settings: Settings) -> None:
+    articles, _ = write_corpus(tmp_path)
+    lines = articles.read_text().splitlines()
+    lines[4] = '{"id": "bad id", "title": "x"}'
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    stopped = newsrec(settings, "train", "--articles", str(bad))
+    assert stopped.returncode == 2
+    assert f"{bad}:5:" in stopped.stderr and "id" in stopped.stderr
+    assert newsrec(settings, "versions").stdout == ""  # nothing published
+    skipped = newsrec(settings, "train", "--articles", str(bad), "--max-bad-rows", "1")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "1 bad rows skipped" in skipped.stdout and "39" in skipped.stdout
+
+
+def test_missing_file_and_bad_config_are_clear(tmp_path: Path, settings: Settings) -> None:
+    missing = newsrec(settings, "train", "--articles", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
+    env_bad = {**os.environ, "NEWSREC_PORT": "abc"}
+    run = subprocess.run([sys.executable, "-m", "training.cli", "versions"], env=env_bad,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 2 and "setting 'port' got 'abc'" in run.stderr
+
+
+def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path, settings: Settings) -> None:
+    articles, clicks = write_corpus(tmp_path)
+    assert newsrec(settings, "train", "--articles", str(articles), "--quiet").returncode == 0
+    env = {**os.environ, "NEWSREC_REDIS_URL": settings.redis_url,
+           "NEWSREC_NAMESPACE": settings.namespace}
+    proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--port", "0"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    match = re.search(r"serving recommender\.v1 on 127\.0\.0\.1:(\d+)", line)
+    assert match, line
+    with grpc.insecure_channel(f"127.0.0.1:{match.group(1)}") as channel:
+        reply = pb_grpc.RecommenderStub(channel).GetRelated(
+            pb.GetRelatedRequest(article_id="tech-01", limit=3), timeout=10)
+        assert len(reply.items) == 3
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert proc.wait(timeout=30) == 0
+    assert time.monotonic() - started < 30
+    rest = proc.stderr.read()
+    assert "stopping" in rest and "stopped" in rest
