@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -14,11 +14,14 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from recommender import service
 from recommender.config import Settings
 from recommender.embedded import resolve_redis_url
-from recommender.errors import NewsrecError, status_code
-from recommender.store import Keys, Store
+from recommender.errors import NewsrecError, StoreUnavailable, status_code
+from recommender.live import EventTally, LiveWriter
+from recommender.reader import LRU, Reader
+from recommender.service import RecommenderService
+from recommender.store import Keys
+from recommender.trending import LiveCounts
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
@@ -26,17 +29,29 @@ log = logging.getLogger("newsrec.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 
 R = TypeVar("R")
+_background: set[asyncio.Task[None]] = set()  # strong references to fire-and-forget tasks
+STREAM_BATCH = 1000
 
 
 def grpc_errors(
     handler: Callable[..., Awaitable[R]],
 ) -> Callable[..., Awaitable[R]]:
-    """Turn domain errors into their status code, and anything unexpected into INTERNAL."""
+    """Turn domain errors into their status code, and anything unexpected into INTERNAL.
+
+    For reads, a Redis outage is answered with the last good answer to the same request when
+    this process has one (a stale box beats an empty one).
+    """
 
     @functools.wraps(handler)
-    async def wrapped(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+    async def wrapped(self: RecommenderServicer, request: Any, context: Any) -> R:
         try:
             return await handler(self, request, context)
+        except StoreUnavailable as exc:
+            fallback = self.last_good.get(_request_key(handler.__name__, request))
+            if fallback is not None:
+                log.warning("%s: %s; serving the last good answer", handler.__name__, exc)
+                return fallback
+            await context.abort(status_code(exc), str(exc))
         except NewsrecError as exc:
             await context.abort(status_code(exc), str(exc))
         except Exception:
@@ -47,47 +62,92 @@ def grpc_errors(
     return wrapped
 
 
-class RecommenderServicer(pb_grpc.RecommenderServicer):
-    """Each method hands the request to service.py."""
+def _request_key(method: str, request: Any) -> str:
+    serialize = getattr(request, "SerializeToString", None)
+    return f"{method}:{serialize(deterministic=True).hex()}" if serialize else ""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+
+class RecommenderServicer(pb_grpc.RecommenderServicer):
+    """Each method hands the request to RecommenderService."""
+
+    def __init__(self, service: RecommenderService, last_good_entries: int = 10_000) -> None:
+        self.service = service
+        self.last_good = LRU(last_good_entries)
+
+    def _remember(self, method: str, request: Any, response: R) -> R:
+        self.last_good.put(_request_key(method, request), response)
+        return response
 
     @grpc_errors
     async def GetRelated(
         self, request: pb.GetRelatedRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetRelatedResponse:
-        return await service.get_related(self.store, request)
+        return self._remember("GetRelated", request, await self.service.get_related(request))
 
     @grpc_errors
     async def GetPopular(
         self, request: pb.GetPopularRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPopularResponse:
-        return await service.get_popular(self.store, request)
+        return self._remember("GetPopular", request, await self.service.get_popular(request))
 
     @grpc_errors
     async def GetModelInfo(
         self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetModelInfoResponse:
-        return await service.get_model_info(self.store)
+        return self._remember("GetModelInfo", request, await self.service.get_model_info())
+
+    @grpc_errors
+    async def RecordEvents(
+        self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordEventsResponse:
+        return await self.service.record_events(request.events)
+
+    @grpc_errors
+    async def StreamEvents(
+        self, request_iterator: AsyncIterator[pb.Event], context: grpc.aio.ServicerContext
+    ) -> pb.RecordEventsResponse:
+        tally = EventTally()
+        batch: list[pb.Event] = []
+        async for event in request_iterator:
+            batch.append(event)
+            if len(batch) == STREAM_BATCH:
+                tally.add(await self.service.writer.record_events(batch))
+                batch = []
+        if batch:
+            tally.add(await self.service.writer.record_events(batch))
+        return tally.response()
+
+    @grpc_errors
+    async def UpsertArticles(
+        self, request: pb.UpsertArticlesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertArticlesResponse:
+        return await self.service.upsert_articles(request)
+
+    @grpc_errors
+    async def DeleteArticle(
+        self, request: pb.DeleteArticleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteArticleResponse:
+        return await self.service.delete_article(request)
 
 
-def make_store(settings: Settings) -> Store:
-    """An async Store on the configured (or embedded) Redis."""
+def make_service(settings: Settings) -> RecommenderService:
+    """The service on the configured (or embedded) Redis."""
     url = resolve_redis_url(settings.redis_url, settings.data_dir)
-    client = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    return Store(
+    client = aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    reader = Reader(
         client, Keys(settings.namespace), settings.pointer_cache_seconds, settings.cache_entries
     )
+    writer = LiveWriter(reader, settings.event_stream_max_batches)
+    return RecommenderService(reader, writer, LiveCounts(settings.live_cache_seconds))
 
 
 async def create_server(
-    settings: Settings, store: Store | None = None
+    settings: Settings, service: RecommenderService | None = None
 ) -> tuple[grpc.aio.Server, int]:
     """Build and start a server on settings.host:settings.port (0 = any free port)."""
-    store = store or make_store(settings)
-    server = grpc.aio.server()
-    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(store), server)
+    service = service or make_service(settings)
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(service), server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -102,6 +162,13 @@ async def create_server(
     if port == 0:
         raise OSError(f"cannot bind {settings.host}:{settings.port}")
     await server.start()
+    service.reader.start_sync()
+
+    async def stop_sync_when_done() -> None:
+        await server.wait_for_termination()
+        await service.reader.stop_sync()
+
+    _background.add(asyncio.get_running_loop().create_task(stop_sync_when_done()))
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port
@@ -109,8 +176,8 @@ async def create_server(
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then let in-flight calls finish within the grace period."""
-    store = make_store(settings)
-    server, port = await create_server(settings, store)
+    service = make_service(settings)
+    server, port = await create_server(settings, service)
     log.info(
         "serving recommender.v1 on %s:%d (namespace %r)", settings.host, port, settings.namespace
     )
@@ -123,5 +190,5 @@ async def serve(settings: Settings) -> None:
         "stopping: letting in-flight calls finish (up to %.0fs)", settings.shutdown_grace_seconds
     )
     await server.stop(settings.shutdown_grace_seconds)
-    await store.client.aclose()
+    await service.reader.client.aclose()
     log.info("stopped")

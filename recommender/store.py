@@ -1,31 +1,48 @@
-"""Redis key schema and encodings (the only module that knows them), and the async reader.
+"""Redis key schema and encodings: the only module that knows key names and value formats.
 
 Layout under the namespace `ns`:
-  ns:live                  the live version (the pointer; flipping it publishes a version)
+  ns:current               the live version (the pointer; flipping it publishes a version)
   ns:versions              sorted set: published versions, scored by publish time
   ns:pending               sorted set: versions being written, scored by start time
   ns:v:<ver>:meta          JSON: the version's manifest summary
   ns:v:<ver>:rel:<id>      JSON: [[id, score, [sections]], ...] related candidates, best first
   ns:v:<ver>:art:<id>      JSON: {"title","url","sections","tags","published_at"}
-  ns:v:<ver>:pop:<sec>     JSON: {"as_of": epoch, "items": [[id, score], ...]}; <sec> "*" = site
+  ns:v:<ver>:pop:<sec>     JSON: {"as_of": epoch, "items": [[id, score, C, I, E], ...]}, <sec> "*"
+                           = site-wide; C, I, E: decayed clicks, impressions, exposure
+  ns:v:<ver>:vectorizer    JSON: the fitted TF-IDF vectorizer (live upserts vectorise with it)
+  ns:v:<ver>:corpus:<n>    bytes: chunk n of an .npz with the article vectors, ids and K-th scores
+Live state, beside the versions and folded in by the next training run:
+  ns:rt:epoch              integer bumped by every upsert and takedown (servers resync on change)
+  ns:rt:deleted            set: taken-down article ids (kept: a takedown outlives retraining)
+  ns:rt:upserted           hash: id -> upsert time, for articles upserted since their last training
+  ns:rt:doc:<id>           JSON: an upserted article in full (body included, for the next training)
+  ns:rt:rel:<id>           JSON: an upserted article's related list (as ns:v:<ver>:rel:<id>)
+  ns:rt:relx:<id>          sorted set: upserted ids that entered <id>'s list, by score
+  ns:rt:vec:<ver>:<id>     bytes: an upserted article's vector in <ver>'s vocabulary
+  ns:rt:<kind>:<g>:<t>:<sec>  hash: article -> weight of the events of a kind (clicks, views:
+                           impressions, exposure: impressions on the short half-life) in the
+                           minute (g=m) or hour (g=h) bucket starting at epoch t; TTL past window
+  ns:rt:seen:<t>:<shard>   set: "session article" pairs with a counted click in the dedup period
+                           starting at epoch t (16 shards by session; TTL two periods)
+  ns:rt:events             stream: accepted events, one entry per batch, for `newsrec export-events`
 A version's keys never change once written, so they can be cached in-process without
 invalidation. No command touches two keys at once, so the schema works on Redis Cluster.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import redis
-import redis.asyncio as aioredis
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from recommender.domain import Article
-from recommender.errors import NoModelPublished, StoreUnavailable
 
 SITE_WIDE = "*"
 
@@ -40,9 +57,13 @@ class Keys:
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
-        self.pointer = f"{namespace}:live"
+        self.pointer = f"{namespace}:current"
         self.versions = f"{namespace}:versions"
         self.pending = f"{namespace}:pending"
+        self.epoch = f"{namespace}:rt:epoch"
+        self.deleted = f"{namespace}:rt:deleted"
+        self.upserted = f"{namespace}:rt:upserted"
+        self.events = f"{namespace}:rt:events"
 
     def version_prefix(self, version: str) -> str:
         """Every key of one version starts with this (used to delete a version)."""
@@ -63,6 +84,42 @@ class Keys:
     def popular(self, version: str, section: str) -> str:
         """The Popular list of one section ("" = site-wide)."""
         return f"{self.namespace}:v:{version}:pop:{section_key_part(section)}"
+
+    def vectorizer(self, version: str) -> str:
+        """The version's fitted vectorizer."""
+        return f"{self.namespace}:v:{version}:vectorizer"
+
+    def corpus_chunk(self, version: str, n: int) -> str:
+        """Chunk n of the version's corpus vectors."""
+        return f"{self.namespace}:v:{version}:corpus:{n}"
+
+    def live_doc(self, article_id: str) -> str:
+        """An upserted article in full."""
+        return f"{self.namespace}:rt:doc:{article_id}"
+
+    def live_related(self, article_id: str) -> str:
+        """An upserted article's own related list."""
+        return f"{self.namespace}:rt:rel:{article_id}"
+
+    def live_inserts(self, article_id: str) -> str:
+        """Upserted articles that entered this article's related list."""
+        return f"{self.namespace}:rt:relx:{article_id}"
+
+    def live_vector(self, version: str, article_id: str) -> str:
+        """An upserted article's vector in a version's vocabulary."""
+        return f"{self.namespace}:rt:vec:{version}:{article_id}"
+
+    def counter(self, kind: str, grain: str, start: int, section: str) -> str:
+        """Event weights of one kind ("clicks" or "views") in one time bucket and section."""
+        return f"{self.namespace}:rt:{kind}:{grain}:{start}:{section_key_part(section)}"
+
+    def seen(self, period_start: int, shard: int) -> str:
+        """Session/article pairs already counted in one dedup period."""
+        return f"{self.namespace}:rt:seen:{period_start}:{shard}"
+
+    def live_prefix(self) -> str:
+        """Every live-state key starts with this."""
+        return f"{self.namespace}:rt:"
 
 
 # --- encodings -------------------------------------------------------------------------------
@@ -94,7 +151,7 @@ def encode_article(article: Article) -> bytes:
 
 
 def decode_article(article_id: str, raw: bytes) -> Article:
-    """Inverse of encode_article (body left empty)."""
+    """Inverse of encode_article and encode_document (body left empty)."""
     record = json.loads(raw)
     return Article(
         id=article_id,
@@ -106,24 +163,57 @@ def decode_article(article_id: str, raw: bytes) -> Article:
     )
 
 
+def encode_document(article: Article) -> bytes:
+    """An upserted article in full: the next training run vectorises its body."""
+    record = json.loads(encode_article(article))
+    record["body"] = article.body
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def decode_document(article_id: str, raw: bytes) -> Article:
+    """Inverse of encode_document."""
+    record = json.loads(raw)
+    display = decode_article(article_id, raw)
+    return Article(
+        id=display.id,
+        title=display.title,
+        body=record.get("body", ""),
+        sections=display.sections,
+        tags=display.tags,
+        url=display.url,
+        published_at=display.published_at,
+    )
+
+
 @dataclass(frozen=True)
 class PopularList:
-    """A section's trending scores as of one moment."""
+    """A section's trending scores as of one moment, with each listed article's decayed
+    (clicks, impressions, exposure) so serving can decay them forward and add live events."""
 
     as_of: float
     items: list[tuple[str, float]]
+    components: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
 def encode_popular(popular: PopularList) -> bytes:
     """A Popular list with the moment it describes."""
-    items = [[aid, round(score, 6)] for aid, score in popular.items]
+    items = [
+        [aid, round(score, 9), *(round(x, 9) for x in popular.components.get(aid, ()))]
+        for aid, score in popular.items
+    ]
     return json.dumps({"as_of": popular.as_of, "items": items}, separators=(",", ":")).encode()
 
 
 def decode_popular(raw: bytes) -> PopularList:
     """Inverse of encode_popular."""
     data = json.loads(raw)
-    return PopularList(as_of=float(data["as_of"]), items=[(a, float(s)) for a, s in data["items"]])
+    items = [(str(row[0]), float(row[1])) for row in data["items"]]
+    components = {
+        str(row[0]): (float(row[2]), float(row[3]), float(row[4]))
+        for row in data["items"]
+        if len(row) == 5
+    }
+    return PopularList(as_of=float(data["as_of"]), items=items, components=components)
 
 
 def encode_meta(meta: dict[str, Any]) -> bytes:
@@ -137,110 +227,102 @@ def decode_meta(raw: bytes) -> dict[str, Any]:
     return result
 
 
-# --- reading ---------------------------------------------------------------------------------
+# --- vectors ---------------------------------------------------------------------------------
+
+CORPUS_CHUNK_BYTES = 32 << 20
+"""Corpus blobs are split so no single Redis value grows past a few tens of MB."""
 
 
-class _LRU:
-    """A small bounded cache; safe for versioned keys because they never change."""
+def encode_corpus(
+    ids: list[str],
+    matrix: sp.csr_matrix,
+    kth: NDArray[np.float32],
+    extras: dict[str, NDArray[Any]] | None = None,
+) -> list[bytes]:
+    """Article vectors, their ids, each list's K-th score and any extra arrays (the LSA part),
+    as chunks of one .npz blob."""
+    buffer = io.BytesIO()
+    arrays: dict[str, Any] = {f"extra_{k}": v for k, v in (extras or {}).items()}
+    np.savez(
+        buffer,
+        **arrays,
+        ids=np.asarray(ids),
+        data=matrix.data.astype(np.float32),
+        indices=matrix.indices.astype(np.int32),
+        indptr=matrix.indptr.astype(np.int64),
+        shape=np.asarray(matrix.shape, dtype=np.int64),
+        kth=kth.astype(np.float32),
+    )
+    blob = buffer.getvalue()
+    return [blob[i : i + CORPUS_CHUNK_BYTES] for i in range(0, len(blob), CORPUS_CHUNK_BYTES)]
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[str, Any] = OrderedDict()
 
-    def get(self, key: str) -> Any:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: Any) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self.capacity:
-            self._data.popitem(last=False)
+Corpus = tuple[list[str], sp.csr_matrix, NDArray[np.float32], dict[str, NDArray[Any]]]
 
 
-_MISSING = object()
+def decode_corpus(chunks: list[bytes]) -> Corpus:
+    """Inverse of encode_corpus; loads without pickle, so it never runs code."""
+    with np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) as data:
+        shape = tuple(int(x) for x in data["shape"])
+        matrix = sp.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=shape)
+        extras = {k[len("extra_") :]: data[k] for k in data.files if k.startswith("extra_")}
+        return [str(i) for i in data["ids"]], matrix, data["kth"], extras
 
 
-class Store:
-    """Async reads of the live version for the server: pointer cached ~1 s, versioned data LRU."""
+def encode_vector(row: sp.csr_matrix, dense: NDArray[np.float32] | None = None) -> bytes:
+    """One article's vector: a sparse TF-IDF row (count, int32 indices, float32 values) and an
+    optional dense float32 tail (its LSA parts)."""
+    indices = row.indices.astype("<i4")
+    head = len(indices).to_bytes(4, "little") + indices.tobytes() + row.data.astype("<f4").tobytes()
+    return head + (b"" if dense is None else dense.astype("<f4").tobytes())
 
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        keys: Keys,
-        pointer_cache_seconds: float = 1.0,
-        cache_entries: int = 50_000,
-    ) -> None:
-        self.client = client
-        self.keys = keys
-        self.pointer_cache_seconds = pointer_cache_seconds
-        self._pointer: str | None = None
-        self._pointer_read_at = float("-inf")
-        self._cache = _LRU(cache_entries)
 
-    async def live_version(self) -> str:
-        """The live version; on a Redis failure, the last one seen (else StoreUnavailable)."""
-        now = time.monotonic()
-        if self._pointer is not None and now - self._pointer_read_at < self.pointer_cache_seconds:
-            return self._pointer
-        try:
-            raw = await self.client.get(self.keys.pointer)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            if self._pointer is not None:
-                return self._pointer
-            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
-        if raw is None:
-            raise NoModelPublished("no model has been published yet: run `newsrec train`")
-        self._pointer = raw.decode() if isinstance(raw, bytes) else str(raw)
-        self._pointer_read_at = now
-        return self._pointer
+def decode_vector(raw: bytes, width: int) -> tuple[sp.csr_matrix, NDArray[np.float32] | None]:
+    """Inverse of encode_vector: the 1 x width row and the dense tail (None when absent)."""
+    n = int.from_bytes(raw[:4], "little")
+    indices = np.frombuffer(raw, dtype="<i4", count=n, offset=4)
+    data = np.frombuffer(raw, dtype="<f4", count=n, offset=4 + 4 * n)
+    row = sp.csr_matrix((data, indices, np.array([0, n])), shape=(1, width))
+    tail = np.frombuffer(raw, dtype="<f4", offset=4 + 8 * n)
+    return row, (tail.copy() if len(tail) else None)
 
-    async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        """GET several keys in one round trip (a pipeline, not MGET, so it works on a cluster)."""
-        if not keys:
-            return []
-        try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.get(key)
-                return list(await pipe.execute())
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
 
-    async def cached_many(self, keys: list[str], decode: Any) -> list[Any]:
-        """Decoded values of immutable keys, from the cache where possible; None when missing."""
-        values: list[Any] = [self._cache.get(k) for k in keys]
-        todo = [i for i, v in enumerate(values) if v is None]
-        if todo:
-            fetched = await self.get_many([keys[i] for i in todo])
-            for i, raw in zip(todo, fetched, strict=True):
-                values[i] = _MISSING if raw is None else decode(keys[i], raw)
-                self._cache.put(keys[i], values[i])
-        return [None if v is _MISSING else v for v in values]
+# --- live events ------------------------------------------------------------------------------
 
-    async def related(self, version: str, article_id: str) -> list[Candidate] | None:
-        """The stored related candidates of an article, or None when it is not in the version."""
-        key = self.keys.related(version, article_id)
-        (value,) = await self.cached_many([key], lambda _k, raw: decode_related(raw))
-        return value
+DEDUP_SHARDS = 16
+"""Dedup sets per period, so no single key (or cluster slot) takes every session."""
 
-    async def articles(self, version: str, article_ids: list[str]) -> list[Article | None]:
-        """Display records of several articles in one round trip."""
-        keys = [self.keys.article(version, aid) for aid in article_ids]
-        prefix = len(self.keys.article(version, ""))
-        return await self.cached_many(keys, lambda k, raw: decode_article(k[prefix:], raw))
+# Each script touches exactly one key, so it runs on Redis Cluster too.
+ADD_NEW_MEMBERS = """
+local added = {}
+for i = 2, #ARGV do added[i - 1] = redis.call('SADD', KEYS[1], ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return added
+"""
+"""SADD each member, returning 1 for the ones that were new; then refresh the TTL (ARGV[1])."""
 
-    async def popular(self, version: str, section: str) -> PopularList | None:
-        """A section's Popular list, or None when the section has none."""
-        key = self.keys.popular(version, section)
-        (value,) = await self.cached_many([key], lambda _k, raw: decode_popular(raw))
-        return value
+INCREMENT_FIELDS = """
+for i = 2, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+"""HINCRBYFLOAT field/amount pairs in one hash, then refresh its TTL (ARGV[1])."""
 
-    async def meta(self, version: str) -> dict[str, Any]:
-        """The version's manifest summary."""
-        (value,) = await self.cached_many([self.keys.meta(version)], lambda _k, r: decode_meta(r))
-        if value is None:
-            raise NoModelPublished(f"version {version} has no metadata in Redis")
-        return value
+
+def dedup_shard(session_id: str) -> int:
+    """Which dedup set of a period holds this session (stable across processes)."""
+    return zlib.crc32(session_id.encode()) % DEDUP_SHARDS
+
+
+EventRow = tuple[str, float, str, str]
+"""(article_id, ts, type, session_id) as kept in the event stream."""
+
+
+def encode_event_batch(rows: list[EventRow]) -> bytes:
+    """One stream entry holds a whole accepted batch: one XADD per call, not per event."""
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def decode_event_batch(raw: bytes) -> list[EventRow]:
+    """Inverse of encode_event_batch."""
+    return [(str(a), float(t), str(k), str(s)) for a, t, k, s in json.loads(raw)]

@@ -27,18 +27,22 @@ def document_text(article: Article, title_weight: int) -> str:
 
 def save_vectorizer(vectorizer: TfidfVectorizer, path: Path, title_weight: int) -> None:
     """Write the fitted vectorizer as JSON."""
+    path.write_text(json.dumps(vectorizer_to_json(vectorizer, title_weight), separators=(",", ":")))
+
+
+def vectorizer_to_json(vectorizer: TfidfVectorizer, title_weight: int) -> dict[str, Any]:
+    """The fitted vectorizer as plain JSON-ready data."""
     params = {name: getattr(vectorizer, name) for name in _SAVED_PARAMS}
     if isinstance(params["stop_words"], frozenset | set):
         params["stop_words"] = sorted(params["stop_words"])
     vocabulary = {term: int(index) for term, index in vectorizer.vocabulary_.items()}
-    data: dict[str, Any] = {
+    return {
         "format": "newsrec-tfidf-1",
         "title_weight": title_weight,
         "params": params,
         "vocabulary": vocabulary,
         "idf": vectorizer.idf_.tolist(),
     }
-    path.write_text(json.dumps(data, separators=(",", ":")))
 
 
 def load_vectorizer(path: Path) -> tuple[TfidfVectorizer, int]:
@@ -46,6 +50,11 @@ def load_vectorizer(path: Path) -> tuple[TfidfVectorizer, int]:
     data = json.loads(path.read_text())
     if data.get("format") != "newsrec-tfidf-1":
         raise ValueError(f"{path}: not a newsrec TF-IDF vectorizer file")
+    return vectorizer_from_json(data)
+
+
+def vectorizer_from_json(data: dict[str, Any]) -> tuple[TfidfVectorizer, int]:
+    """Rebuild a fitted vectorizer from its JSON form (file or Redis value)."""
     params = dict(data["params"])
     params["ngram_range"] = tuple(params["ngram_range"])
     vectorizer = TfidfVectorizer(vocabulary=data["vocabulary"], dtype=np.float32, **params)

@@ -36,13 +36,23 @@ START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 HOUR = 3600.0
 
 
+def _filler(rng: random.Random, count: int = 400) -> list[str]:
+    """Made-up words shared across topics, so no two stories of a topic are near-identical."""
+    return [
+        "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
+        for _ in range(count)
+    ]
+
+
 def make_articles(per_topic: int = 10, seed: int = 1) -> list[dict[str, object]]:
     """per_topic articles in each topic; ids like sport-03; one hour apart."""
     rng = random.Random(seed)
+    filler = _filler(rng)
     rows: list[dict[str, object]] = []
     for t, (topic, words) in enumerate(TOPICS.items()):
         for n in range(per_topic):
             body = " ".join(rng.choice(words + COMMON) for _ in range(60))
+            body += " " + " ".join(rng.sample(filler, 30))
             title = " ".join(rng.sample(words, 4))
             rows.append(
                 {

@@ -18,12 +18,23 @@ from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from tests.corpus import write_corpus
 
 
-def newsrec(settings: Settings, *args: str, timeout: float = 120
-            ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NEWSREC_REDIS_URL": settings.redis_url,
-           "NEWSREC_NAMESPACE": settings.namespace, "NEWSREC_MODEL_DIR": str(settings.model_dir)}
-    return subprocess.run([sys.executable, "-m", "training.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def newsrec(
+    settings: Settings, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "NEWSREC_REDIS_URL": settings.redis_url,
+        "NEWSREC_NAMESPACE": settings.namespace,
+        "NEWSREC_MODEL_DIR": str(settings.model_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_train_summary_quiet_versions_and_rollback(tmp_path: Path, settings: Settings) -> None:
@@ -61,25 +72,39 @@ def test_missing_file_and_bad_config_are_clear(tmp_path: Path, settings: Setting
     missing = newsrec(settings, "train", "--articles", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
     env_bad = {**os.environ, "NEWSREC_PORT": "abc"}
-    run = subprocess.run([sys.executable, "-m", "training.cli", "versions"], env=env_bad,
-                         capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "training.cli", "versions"],
+        env=env_bad,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 2 and "setting 'port' got 'abc'" in run.stderr
 
 
 def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path, settings: Settings) -> None:
-    articles, clicks = write_corpus(tmp_path)
+    articles, _clicks = write_corpus(tmp_path)
     assert newsrec(settings, "train", "--articles", str(articles), "--quiet").returncode == 0
-    env = {**os.environ, "NEWSREC_REDIS_URL": settings.redis_url,
-           "NEWSREC_NAMESPACE": settings.namespace}
-    proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--port", "0"],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "NEWSREC_REDIS_URL": settings.redis_url,
+        "NEWSREC_NAMESPACE": settings.namespace,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "serve", "--port", "0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     line = proc.stderr.readline()
     match = re.search(r"serving recommender\.v1 on 127\.0\.0\.1:(\d+)", line)
     assert match, line
     with grpc.insecure_channel(f"127.0.0.1:{match.group(1)}") as channel:
         reply = pb_grpc.RecommenderStub(channel).GetRelated(
-            pb.GetRelatedRequest(article_id="tech-01", limit=3), timeout=10)
+            pb.GetRelatedRequest(article_id="tech-01", limit=3), timeout=10
+        )
         assert len(reply.items) == 3
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import grpc
@@ -21,8 +22,12 @@ def train_small(
 ) -> TrainResult:
     articles, clicks = write_corpus(tmp_path)
     config = TrainConfig(
-        articles=articles, clicks=clicks, model_dir=settings.model_dir, progress=False, **kw
-    )  # type: ignore[arg-type]
+        articles=articles,
+        clicks=clicks,
+        model_dir=settings.model_dir,
+        progress=False,
+        **kw,  # type: ignore[arg-type]
+    )
     return train(config, client, Keys(settings.namespace), log=lambda _m: None)
 
 
@@ -101,7 +106,8 @@ def test_model_info(trained: TrainResult, server: ServerThread) -> None:
     assert info.article_count == 40
     assert info.click_count == 95
     assert set(info.sections) == {"sport", "tech", "politics", "business", "news"}
-    assert info.parameters["trending.half_life_hours"] == "6.0"
+    recorded = trained.meta["parameters"]["trending.half_life_hours"]
+    assert json.loads(info.parameters["trending.half_life_hours"]) == recorded
     assert info.trained_at.seconds > 0
 
 

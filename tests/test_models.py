@@ -11,13 +11,8 @@ import scipy.sparse as sp
 from recommender.domain import Article
 from recommender.scoring import decay_weights
 from recommender.textmodel import load_vectorizer, save_vectorizer
-from training.related import (
-    RelatedParams,
-    duplicate_groups,
-    fit_transform,
-    related_lists,
-    top_candidates,
-)
+from training.duplicates import duplicate_groups, duplicate_pairs
+from training.related import RelatedParams, fit_transform, related_lists, top_candidates
 from training.sources import EventLog
 from training.trending import TrendingParams, article_scores, popular_lists
 
@@ -28,7 +23,7 @@ def test_blocked_top_k_equals_brute_force() -> None:
     matrix = sp.csr_matrix(
         dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-9), dtype=np.float32
     )
-    got = top_candidates(matrix, k=7, duplicate_threshold=0.99)
+    got = top_candidates(matrix, k=7)
     full = (matrix @ matrix.T).toarray()
     np.fill_diagonal(full, -1)
     for row in range(300):
@@ -42,12 +37,14 @@ def test_duplicates_grouped_and_shown_once() -> None:
     # 0,1,2 are one story republished; 3 is related to all; 4 unrelated
     rows = np.array([[1, 0, 0.1], [1, 0, 0.1], [1, 0, 0.11], [0.6, 0.8, 0], [0, 0, 1]])
     matrix = sp.csr_matrix(rows / np.linalg.norm(rows, axis=1, keepdims=True), dtype=np.float32)
-    found = top_candidates(matrix, k=4, duplicate_threshold=0.9)
-    groups = duplicate_groups(5, found.duplicate_pairs)
+    groups = duplicate_groups(5, duplicate_pairs(matrix, 0.9))
     assert groups[0] == groups[1] == groups[2] != groups[3]
+    shown = np.array([True, False, False, True, True])  # the earliest of 0, 1, 2 is 0
+    found = top_candidates(matrix, k=4, allowed=shown)
     lists = related_lists(found, groups, top_k=3)
     assert [j for j, _ in lists[0]] == [3, 4]  # not its own republications
-    assert len([j for j, _ in lists[3] if j in (0, 1, 2)]) == 1  # the story once
+    assert [j for j, _ in lists[2]] == [3, 4]
+    assert [j for j, _ in lists[3]][:1] == [0]  # the story once, as its earliest member
 
 
 def test_vectorizer_round_trips_as_json(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from tests.conftest import ServerThread, shared_file
 from training.evaluate import precision_at_k
 from training.pipeline import TrainConfig, train
 
-BBC_FLOOR = 0.90
+BBC_FLOOR = 0.935  # issue 3 target with the shipped defaults (measured: 0.947)
 
 
 def test_bbc_related_precision_over_grpc(

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import redis
@@ -15,11 +14,11 @@ import redis
 from recommender.config import ConfigError, Settings, load_settings
 from recommender.embedded import EmbeddedRedisError, resolve_redis_url, stop_embedded
 from recommender.store import Keys
+from training import bench_serve, bench_upsert, replay_cli, workbench_cli
 from training import publish as pub
 from training.pipeline import TrainConfig, TrainResult, train
 from training.related import RelatedParams
 from training.sources import InputError, parse_time
-from training.trending import TrendingParams
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="score trending as of this time (RFC 3339 or epoch); default: the newest event",
     )
     t.add_argument("--model-dir", type=Path, help="where model/<version>/ folders go")
-    t.add_argument("--top-k", type=int, default=RelatedParams.top_k, help="related per article")
-    t.add_argument("--half-life-hours", type=float, default=TrendingParams.half_life_hours)
+    t.add_argument("--params", type=Path, help="params TOML ([related], [trending]) as the base")
+    t.add_argument("--top-k", type=int, help=f"related per article (default {RelatedParams.top_k})")
+    replay_cli.add_train_flags(t)
     t.add_argument(
         "--max-bad-rows",
         type=int,
@@ -75,6 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(m)
     m.add_argument("--data-dir", type=Path, default=Path(".newsrec/demo-data"))
     m.add_argument("--model-dir", type=Path)
+
+    x = sub.add_parser("export-events", help="write live events as a click log for training")
+    _settings_flags(x)
+    x.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    x.add_argument("--since", help="only events at or after this time (RFC 3339 or epoch)")
+    x.add_argument("--until", help="only events before this time")
+
+    ev = sub.add_parser("eval", help="offline list quality: metrics, replay, HTML report")
+    evals = ev.add_subparsers(dest="eval_command", required=True)
+    handlers = {**replay_cli.add_commands(evals), **workbench_cli.add_eval_commands(evals)}
+    ev.set_defaults(eval_handlers=handlers)
+    COMMANDS.update(workbench_cli.add_commands(sub))
+
+    bn = sub.add_parser("bench", help="benchmarks: the server under load, neighbour search")
+    benches = bn.add_subparsers(dest="bench_command", required=True)
+    bn.set_defaults(
+        bench_handlers={
+            **bench_serve.add_commands(benches),
+            **bench_upsert.add_commands(benches),
+        }
+    )
 
     e = sub.add_parser("redis-stop", help="stop the embedded Redis server (data stays on disk)")
     _settings_flags(e)
@@ -121,6 +142,7 @@ def summary(result: TrainResult) -> str:
         "near-duplicate pairs kept out of lists"
     )
     lines.append(f"  sections   {', '.join(meta['sections'])}")
+    lines.append(replay_cli.trending_summary(meta))
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stage_seconds.items())
     lines.append(f"  time       {sum(result.stage_seconds.values()):.2f}s ({stages})")
     lines.append(f"  peak RSS   {result.peak_rss_mb:,.0f} MB")
@@ -131,6 +153,7 @@ def summary(result: TrainResult) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    related, trending = workbench_cli.train_params(args)
     config = TrainConfig(
         articles=args.articles,
         clicks=args.clicks,
@@ -138,14 +161,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         as_of=parse_time(args.as_of) if args.as_of else None,
         model_dir=settings.model_dir,
         max_bad_rows=args.max_bad_rows,
-        related=replace(RelatedParams(), top_k=args.top_k),
-        trending=replace(TrendingParams(), half_life_hours=args.half_life_hours),
+        related=related,
+        trending=trending,
         keep_versions=settings.keep_versions,
         publish_batch=settings.publish_batch,
         progress=not args.quiet and sys.stderr.isatty(),
     )
-    if args.top_k < 1 or args.half_life_hours <= 0 or args.max_bad_rows < 0:
-        raise InputError("--top-k must be >= 1, --half-life-hours > 0, --max-bad-rows >= 0")
+    if args.max_bad_rows < 0:
+        raise InputError("--max-bad-rows must be >= 0")
     client = redis_client(settings)
 
     def log(message: str) -> None:
@@ -208,6 +231,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(settings_from(args), args.data_dir)
 
 
+def cmd_export_events(args: argparse.Namespace) -> int:
+    from training.export import export_events
+
+    settings = settings_from(args)
+    count = export_events(
+        redis_client(settings),
+        Keys(settings.namespace),
+        args.out,
+        parse_time(args.since) if args.since else None,
+        parse_time(args.until) if args.until else None,
+    )
+    print(f"wrote {count:,} events to {args.out}")
+    return 0
+
+
 def cmd_redis_stop(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     stopped = stop_embedded(settings.data_dir)
@@ -215,9 +253,16 @@ def cmd_redis_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Dispatch `newsrec bench <what>` to the handler its module registered."""
+    return int(args.bench_handlers[args.bench_command](args))
+
+
 COMMANDS = {
     "train": cmd_train, "serve": cmd_serve, "rollback": cmd_rollback, "versions": cmd_versions,
-    "demo-data": cmd_demo_data, "demo": cmd_demo, "redis-stop": cmd_redis_stop,
+    "demo-data": cmd_demo_data, "eval": replay_cli.run_eval,
+    "export-events": cmd_export_events, "demo": cmd_demo, "redis-stop": cmd_redis_stop,
+    "bench": cmd_bench,
 }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ publish to Redis. Any failure before the pointer flip leaves the live version se
 from __future__ import annotations
 
 import hashlib
+import json
 import resource
 import tempfile
 import time
@@ -18,18 +19,21 @@ import numpy as np
 import redis
 
 from recommender.domain import Article
-from recommender.store import Candidate, Keys
-from recommender.textmodel import save_vectorizer
+from recommender.store import Candidate, Keys, encode_corpus
+from recommender.textmodel import vectorizer_to_json
 from training import publish as pub
-from training.related import (
-    RelatedParams,
-    duplicate_groups,
-    fit_transform,
-    related_lists,
-    top_candidates,
-)
+from training.halflife import fit_for_training
+from training.live_state import clear_folded, merge_articles, read_live_state
+from training.related import RelatedModel, RelatedParams, fit_related
 from training.sources import ArticleSet, EventLog, read_articles, read_events
-from training.trending import TrendingParams, article_scores, default_as_of, popular_lists
+from training.trending import (
+    TrendingParams,
+    article_components,
+    article_scores,
+    default_as_of,
+    popular_lists,
+    with_components,
+)
 
 CANDIDATE_MARGIN = 10
 """Extra neighbours searched so that dropping near-duplicates still leaves top_k."""
@@ -97,24 +101,14 @@ class StageTimer:
 
 def build_related(
     articles: list[Article], params: RelatedParams, progress: bool
-) -> tuple[Any, Any, list[list[Candidate]], dict[str, np.ndarray]]:
-    """Fit TF-IDF and turn neighbours into per-article candidate lists."""
-    vectorizer, matrix = fit_transform(articles, params)
-    neighbours = top_candidates(
-        matrix, params.top_k + CANDIDATE_MARGIN, params.duplicate_threshold, progress
-    )
-    groups = duplicate_groups(len(articles), neighbours.duplicate_pairs)
-    lists = related_lists(neighbours, groups, params.top_k)
+) -> tuple[RelatedModel, list[list[Candidate]]]:
+    """Fit TF-IDF (+ LSA) and turn neighbours into per-article candidate lists."""
+    model = fit_related(articles, params, params.top_k + CANDIDATE_MARGIN, progress)
     related = [
-        [(articles[j].id, score, articles[j].sections) for j, score in chosen] for chosen in lists
+        [(articles[j].id, score, articles[j].sections) for j, score in chosen]
+        for chosen in model.lists
     ]
-    arrays = {
-        "ids": np.asarray([a.id for a in articles]),
-        "indices": neighbours.indices,
-        "scores": neighbours.scores,
-        "duplicate_pairs": neighbours.duplicate_pairs,
-    }
-    return vectorizer, matrix, related, arrays
+    return model, related
 
 
 def _input_meta(path: Path, fmt: str, rows: int, bad: int) -> dict[str, Any]:
@@ -134,7 +128,8 @@ def train(
     timer = StageTimer(log)
     with timer.stage("read articles"):
         article_set = read_articles(config.articles, config.format, config.max_bad_rows)
-    articles = article_set.articles
+        live = read_live_state(client, keys)
+        articles, folded, dropped = merge_articles(article_set.articles, live)
     events = None
     if config.clicks is not None:
         with timer.stage("read clicks"):
@@ -142,26 +137,44 @@ def train(
                 config.clicks, config.format, {a.id for a in articles}, config.max_bad_rows
             )
     with timer.stage("fit TF-IDF and related lists"):
-        vectorizer, matrix, related, arrays = build_related(
-            articles, config.related, config.progress
+        fitted, related = build_related(articles, config.related, config.progress)
+        vectorizer, matrix, arrays = fitted.vectorizer, fitted.matrix, fitted.arrays
+        kth = np.asarray(
+            [c[-1][1] if len(c) >= config.related.top_k else 0.0 for c in related],
+            dtype=np.float32,
         )
+        corpus_chunks = encode_corpus(
+            [a.id for a in articles], matrix, kth, fitted.serving_arrays()
+        )
+        vectorizer_json = json.dumps(
+            vectorizer_to_json(vectorizer, config.related.title_weight), separators=(",", ":")
+        ).encode()
     as_of = config.as_of if config.as_of is not None else default_as_of(events, articles)
     with timer.stage("fit trending"):
-        scores = article_scores(events, as_of, config.trending) if events is not None else {}
-        popular = popular_lists(articles, scores, as_of, config.trending)
+        trending, trending_fit = fit_for_training(
+            events, as_of, config.trending, config.clicks, config.format, config.max_bad_rows
+        )
+        scores = article_scores(events, as_of, trending) if events is not None else {}
+        popular = popular_lists(articles, scores, as_of, trending)
+        if events is not None:  # serving decays these forward and adds live events to them
+            with_components(popular, article_components(events, as_of, trending))
     version = pub.new_version()
     sections = Counter(s.lower() for a in articles for s in a.sections)
     meta: dict[str, Any] = {
         "version": version,
         "trained_at": time.time(),
         "articles": len(articles),
+        "live_upserts_folded": folded,
+        "taken_down_dropped": dropped,
+        "corpus_chunks": len(corpus_chunks),
         "clicks": int(events.clicks) if events is not None else 0,
         "vocabulary": len(vectorizer.vocabulary_),
         "duplicate_pairs": len(arrays["duplicate_pairs"]),
         "sections": sorted(sections),
         "parameters": {
             **{f"related.{k}": v for k, v in config.related.as_dict().items()},
-            **{f"trending.{k}": v for k, v in config.trending.as_dict().items()},
+            **{f"trending.{k}": v for k, v in trending.as_dict().items()},
+            **{f"trending.fit.{k}": v for k, v in trending_fit.items()},
             "trending.as_of": as_of,
         },
         "inputs": {
@@ -175,15 +188,18 @@ def train(
             config.clicks, events.format, len(events), len(events.bad_rows)
         )
         meta["inputs"]["clicks"]["unknown_article_ids"] = events.unknown_ids
-    model = pub.BuiltModel(version, articles, related, popular, meta, arrays, matrix)
+    model = pub.BuiltModel(
+        version, articles, related, popular, meta, arrays, matrix, vectorizer_json, corpus_chunks
+    )
     with timer.stage("write model folder"), tempfile.TemporaryDirectory() as tmp:
         vectorizer_path = Path(tmp) / "vectorizer.json"
-        save_vectorizer(vectorizer, vectorizer_path, config.related.title_weight)
+        vectorizer_path.write_bytes(vectorizer_json)
         meta["timing_seconds"] = timer.seconds
         meta["peak_rss_mb"] = round(peak_rss_mb(), 1)
         model_path = pub.write_model_dir(model, config.model_dir, vectorizer_path)
     with timer.stage("publish to Redis"):
         pub.publish(client, keys, model, config.publish_batch, config.progress)
+        clear_folded(client, keys, live)
     with timer.stage("prune old versions"):
         pruned = pub.prune(client, keys, config.keep_versions)
         pub.prune_model_dirs(config.model_dir, config.keep_versions)

@@ -48,6 +48,10 @@ class BuiltModel:
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     vectors: sp.csr_matrix | None = None
+    vectorizer_json: bytes = b""
+    corpus_chunks: list[bytes] = field(default_factory=list)
+    """Vectors, ids and K-th related scores (store.encode_corpus): what live upserts score
+    against on any replica."""
 
 
 def write_model_dir(model: BuiltModel, model_dir: Path, vectorizer_json: Path) -> Path:
@@ -88,6 +92,10 @@ def _records(model: BuiltModel, keys: Keys) -> Iterator[tuple[str, bytes]]:
         yield keys.related(version, article.id), store.encode_related(candidates)
     for section, popular in model.popular.items():
         yield keys.popular(version, section), store.encode_popular(popular)
+    if model.vectorizer_json:
+        yield keys.vectorizer(version), model.vectorizer_json
+    for n, chunk in enumerate(model.corpus_chunks):
+        yield keys.corpus_chunk(version, n), chunk
 
 
 def publish(
@@ -106,7 +114,7 @@ def publish(
     if client.exists(keys.meta(version)):
         raise ValueError(f"version {version} is already published")
     client.zadd(keys.pending, {version: time.time()})
-    total = 2 * len(model.articles) + len(model.popular)
+    total = 2 * len(model.articles) + len(model.popular) + 1 + len(model.corpus_chunks)
     bar = tqdm(total=total, desc="publish", unit="key", disable=not progress)
     pipe = client.pipeline(transaction=False)
     for n, (key, value) in enumerate(_records(model, keys), start=1):
@@ -115,7 +123,7 @@ def publish(
             pipe.execute()
             bar.update(batch_size)
     pipe.execute()
-    bar.update(total - bar.n)
+    bar.update(max(0, total - bar.n))
     bar.close()
     client.set(keys.meta(version), store.encode_meta(model.meta))
     client.zadd(keys.versions, {version: time.time()})

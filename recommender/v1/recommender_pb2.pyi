@@ -2,12 +2,22 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    EVENT_TYPE_CLICK: _ClassVar[EventType]
+    EVENT_TYPE_IMPRESSION: _ClassVar[EventType]
+EVENT_TYPE_UNSPECIFIED: EventType
+EVENT_TYPE_CLICK: EventType
+EVENT_TYPE_IMPRESSION: EventType
 
 class Item(_message.Message):
     __slots__ = ("article_id", "score", "title", "url", "sections", "tags", "published_at")
@@ -93,3 +103,96 @@ class GetModelInfoResponse(_message.Message):
     parameters: _containers.ScalarMap[str, str]
     sections: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, model_version: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., article_count: _Optional[int] = ..., click_count: _Optional[int] = ..., parameters: _Optional[_Mapping[str, str]] = ..., sections: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("article_id", "type", "ts", "session_id")
+    ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    article_id: str
+    type: EventType
+    ts: _timestamp_pb2.Timestamp
+    session_id: str
+    def __init__(self, article_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., ts: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class RecordEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class RecordEventsResponse(_message.Message):
+    __slots__ = ("accepted", "deduplicated", "rejected", "rejected_reasons")
+    class RejectedReasonsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_REASONS_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    deduplicated: int
+    rejected: int
+    rejected_reasons: _containers.ScalarMap[str, int]
+    def __init__(self, accepted: _Optional[int] = ..., deduplicated: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_reasons: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class ArticleInput(_message.Message):
+    __slots__ = ("article_id", "title", "body", "sections", "tags", "url", "published_at")
+    ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SECTIONS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    article_id: str
+    title: str
+    body: str
+    sections: _containers.RepeatedScalarFieldContainer[str]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    url: str
+    published_at: _timestamp_pb2.Timestamp
+    def __init__(self, article_id: _Optional[str] = ..., title: _Optional[str] = ..., body: _Optional[str] = ..., sections: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UpsertArticlesRequest(_message.Message):
+    __slots__ = ("articles",)
+    ARTICLES_FIELD_NUMBER: _ClassVar[int]
+    articles: _containers.RepeatedCompositeFieldContainer[ArticleInput]
+    def __init__(self, articles: _Optional[_Iterable[_Union[ArticleInput, _Mapping]]] = ...) -> None: ...
+
+class UpsertResult(_message.Message):
+    __slots__ = ("article_id", "created", "related_count", "inserted_into")
+    ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    RELATED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INSERTED_INTO_FIELD_NUMBER: _ClassVar[int]
+    article_id: str
+    created: bool
+    related_count: int
+    inserted_into: int
+    def __init__(self, article_id: _Optional[str] = ..., created: _Optional[bool] = ..., related_count: _Optional[int] = ..., inserted_into: _Optional[int] = ...) -> None: ...
+
+class UpsertArticlesResponse(_message.Message):
+    __slots__ = ("results", "model_version")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[UpsertResult]
+    model_version: str
+    def __init__(self, results: _Optional[_Iterable[_Union[UpsertResult, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class DeleteArticleRequest(_message.Message):
+    __slots__ = ("article_id",)
+    ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    article_id: str
+    def __init__(self, article_id: _Optional[str] = ...) -> None: ...
+
+class DeleteArticleResponse(_message.Message):
+    __slots__ = ("existed",)
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
+    existed: bool
+    def __init__(self, existed: _Optional[bool] = ...) -> None: ...

@@ -49,6 +49,26 @@ class RecommenderStub:
                 request_serializer=recommender_dot_v1_dot_recommender__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=recommender_dot_v1_dot_recommender__pb2.GetModelInfoResponse.FromString,
                 _registered_method=True)
+        self.RecordEvents = channel.unary_unary(
+                '/recommender.v1.Recommender/RecordEvents',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.FromString,
+                _registered_method=True)
+        self.StreamEvents = channel.stream_unary(
+                '/recommender.v1.Recommender/StreamEvents',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.Event.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.FromString,
+                _registered_method=True)
+        self.UpsertArticles = channel.unary_unary(
+                '/recommender.v1.Recommender/UpsertArticles',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.UpsertArticlesRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.UpsertArticlesResponse.FromString,
+                _registered_method=True)
+        self.DeleteArticle = channel.unary_unary(
+                '/recommender.v1.Recommender/DeleteArticle',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -75,6 +95,36 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvents(self, request, context):
+        """Reader events (clicks, impressions), up to 1,000 a call; Popular reflects them within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamEvents(self, request_iterator, context):
+        """The same for high-volume producers: a client stream, one summary at the end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertArticles(self, request, context):
+        """New or edited articles, up to 100 a call: each gets its Related list before the call returns,
+        and enters other articles' lists where it scores high enough.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteArticle(self, request, context):
+        """A takedown: the article leaves every Related and Popular answer at once, and the next
+        training run drops it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +142,26 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=recommender_dot_v1_dot_recommender__pb2.GetModelInfoRequest.FromString,
                     response_serializer=recommender_dot_v1_dot_recommender__pb2.GetModelInfoResponse.SerializeToString,
+            ),
+            'RecordEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvents,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.SerializeToString,
+            ),
+            'StreamEvents': grpc.stream_unary_rpc_method_handler(
+                    servicer.StreamEvents,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.Event.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.SerializeToString,
+            ),
+            'UpsertArticles': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertArticles,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.UpsertArticlesRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.UpsertArticlesResponse.SerializeToString,
+            ),
+            'DeleteArticle': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteArticle,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +245,114 @@ class Recommender:
             '/recommender.v1.Recommender/GetModelInfo',
             recommender_dot_v1_dot_recommender__pb2.GetModelInfoRequest.SerializeToString,
             recommender_dot_v1_dot_recommender__pb2.GetModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/RecordEvents',
+            recommender_dot_v1_dot_recommender__pb2.RecordEventsRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEvents(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/recommender.v1.Recommender/StreamEvents',
+            recommender_dot_v1_dot_recommender__pb2.Event.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertArticles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/UpsertArticles',
+            recommender_dot_v1_dot_recommender__pb2.UpsertArticlesRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.UpsertArticlesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteArticle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/DeleteArticle',
+            recommender_dot_v1_dot_recommender__pb2.DeleteArticleRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.DeleteArticleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,265 @@
+"""Async reads for the server: the live version's lists merged with live state.
+
+A background task re-reads the pointer and the live-state epoch every `sync_interval` (0.1 s), so
+requests resolve both without a round trip and a takedown or upsert made through any replica
+reaches every replica within that interval. A GetRelated then reads its list and its live
+insertions in one pipeline, and the display records it lacks in a second. Versioned values never
+change, so they are cached in-process; live sets (takedowns, upserted ids) are reloaded only when
+the epoch moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from recommender import store
+from recommender.domain import Article
+from recommender.errors import NoModelPublished, StoreUnavailable
+from recommender.store import Candidate, Keys, PopularList
+
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+log = logging.getLogger("newsrec.reader")
+
+
+class LRU:
+    """A small bounded cache; safe for versioned keys because they never change."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str) -> Any:
+        """The cached value or None."""
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        """Cache a value, evicting the least recently used beyond capacity."""
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+
+_MISSING = object()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Reader:
+    """Everything the read RPCs need from Redis."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        pointer_cache_seconds: float = 1.0,
+        cache_entries: int = 50_000,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.pointer_cache_seconds = pointer_cache_seconds
+        self._pointer: str | None = None
+        self._pointer_read_at = float("-inf")
+        self._cache = LRU(cache_entries)
+        self.epoch = -1
+        self.deleted: frozenset[str] = frozenset()
+        self.upserted: frozenset[str] = frozenset()
+        self._synced_at = float("-inf")
+        self._sync_task: asyncio.Task[None] | None = None
+
+    async def sync(self) -> None:
+        """Re-read the pointer and the live-state epoch in one round trip."""
+        pointer, epoch = await self.run(
+            lambda p: (p.get(self.keys.pointer), p.get(self.keys.epoch))
+        )
+        now = time.monotonic()
+        if pointer is not None:
+            self._pointer, self._pointer_read_at = _text(pointer), now
+        await self.sync_live(epoch)
+        self._synced_at = now
+
+    def start_sync(self, interval: float = 0.1) -> None:
+        """Keep pointer and live sets fresh in the background."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.sync()
+                except StoreUnavailable as exc:
+                    log.warning("live sync failed: %s", exc)
+                await asyncio.sleep(interval)
+
+        self._sync_task = asyncio.get_running_loop().create_task(loop())
+
+    async def stop_sync(self) -> None:
+        """Cancel the background task."""
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+            self._sync_task = None
+
+    async def ensure_synced(self, max_age: float = 1.0) -> None:
+        """Sync inline when the background task has not done so recently (or is not running)."""
+        if time.monotonic() - self._synced_at > max_age:
+            await self.refresh_live()
+            self._synced_at = time.monotonic()
+
+    async def live_version(self) -> str:
+        """The live version; on a Redis failure, the last one seen (else StoreUnavailable)."""
+        now = time.monotonic()
+        if self._pointer is not None and now - self._pointer_read_at < self.pointer_cache_seconds:
+            return self._pointer
+        try:
+            raw = await self.client.get(self.keys.pointer)
+        except REDIS_DOWN as exc:
+            if self._pointer is not None:
+                return self._pointer
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+        if raw is None:
+            raise NoModelPublished("no model has been published yet: run `newsrec train`")
+        self._pointer = _text(raw)
+        self._pointer_read_at = now
+        return self._pointer
+
+    async def run(self, build: Callable[[Any], object]) -> list[Any]:
+        """Execute the commands `build` queues on a pipeline, in one round trip."""
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                build(pipe)
+                return list(await pipe.execute())
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+
+    async def sync_live(self, epoch_raw: Any) -> None:
+        """Reload takedowns and upserted ids when the live-state epoch has moved."""
+        epoch = int(epoch_raw or 0)
+        if epoch == self.epoch:
+            return
+        deleted, upserted = await self.run(
+            lambda p: (p.smembers(self.keys.deleted), p.hkeys(self.keys.upserted))
+        )
+        self.deleted = frozenset(_text(d) for d in deleted)
+        self.upserted = frozenset(_text(u) for u in upserted)
+        self.epoch = epoch
+
+    async def refresh_live(self) -> None:
+        """Resync live sets now (one GET, plus a reload if they changed)."""
+        try:
+            epoch = await self.client.get(self.keys.epoch)
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+        await self.sync_live(epoch)
+
+    async def related(self, version: str, article_id: str) -> list[Candidate] | None:
+        """An article's candidates, best first, with live insertions merged in; None if unknown.
+
+        Deleted ids are left in: the caller filters them so it can refill from further down.
+        """
+        key = self.keys.related(version, article_id)
+        cached = self._cache.get(key)
+
+        def build(pipe: Any) -> None:
+            pipe.get(self.keys.live_related(article_id))
+            pipe.zrevrange(self.keys.live_inserts(article_id), 0, -1, withscores=True)
+            if cached is None:
+                pipe.get(key)
+
+        await self.ensure_synced()
+        live_raw, inserts, *rest = await self.run(build)
+        if cached is None:
+            cached = _MISSING if rest[0] is None else store.decode_related(rest[0])
+            self._cache.put(key, cached)
+        if article_id in self.deleted:
+            return None
+        if live_raw is not None:
+            base = store.decode_related(live_raw)
+        elif cached is not _MISSING:
+            base = cached
+        else:
+            return None
+        if not inserts:
+            return list(base)
+        inserted_ids = [_text(m) for m, _ in inserts]
+        records = await self.articles(version, inserted_ids)
+        extra = [
+            (aid, float(score), rec.sections)
+            for aid, (_, score), rec in zip(inserted_ids, inserts, records, strict=True)
+            if rec is not None
+        ]
+        merged: dict[str, Candidate] = {}
+        for cand in sorted([*base, *extra], key=lambda c: -c[1]):
+            merged.setdefault(cand[0], cand)
+        return list(merged.values())
+
+    async def articles(self, version: str, article_ids: list[str]) -> list[Article | None]:
+        """Display records: upserted ids from live state, the rest from the version (cached).
+
+        An id the version lacks may have been upserted through another replica a moment ago,
+        before this process's live sets caught up: its live record is looked up too.
+        """
+        result: list[Article | None] = [None] * len(article_ids)
+        fetch: list[tuple[int, str, bool]] = []  # (position, key, is_live)
+        for n, aid in enumerate(article_ids):
+            if aid in self.upserted:
+                fetch.append((n, self.keys.live_doc(aid), True))
+                continue
+            key = self.keys.article(version, aid)
+            value = self._cache.get(key)
+            if value is None:
+                fetch.append((n, key, False))
+            elif value is not _MISSING:
+                result[n] = value
+        if fetch:
+            raws = await self.run(lambda p: [p.get(key) for _, key, _ in fetch])
+            for (n, key, live), raw in zip(fetch, raws, strict=True):
+                record = None if raw is None else store.decode_article(article_ids[n], raw)
+                if not live:
+                    self._cache.put(key, _MISSING if record is None else record)
+                result[n] = record
+        live_ids = {n for n, _, live in fetch if live}
+        late = [n for n in range(len(article_ids)) if result[n] is None and n not in live_ids]
+        if late:
+            raws = await self.run(
+                lambda p: [p.get(self.keys.live_doc(article_ids[n])) for n in late]
+            )
+            for n, raw in zip(late, raws, strict=True):
+                if raw is not None:
+                    result[n] = store.decode_article(article_ids[n], raw)
+        return result
+
+    async def popular(self, version: str, section: str) -> PopularList | None:
+        """A section's nightly Popular list (None when the section has none)."""
+        key = self.keys.popular(version, section)
+        value = self._cache.get(key)
+        if value is None:
+            (raw,) = await self.run(lambda p: p.get(key))
+            value = _MISSING if raw is None else store.decode_popular(raw)
+            self._cache.put(key, value)
+        return None if value is _MISSING else value
+
+    async def meta(self, version: str) -> dict[str, Any]:
+        """The version's manifest summary."""
+        key = self.keys.meta(version)
+        value = self._cache.get(key)
+        if value is None:
+            (raw,) = await self.run(lambda p: p.get(key))
+            if raw is None:
+                raise NoModelPublished(f"version {version} has no metadata in Redis")
+            value = store.decode_meta(raw)
+            self._cache.put(key, value)
+        return value

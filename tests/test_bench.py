@@ -1,0 +1,71 @@
+"""The benchmark commands run end to end on a small size (speed lives in benchmarks/RESULTS.md,
+never in tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from recommender.config import Settings
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NEWSREC_REDIS_URL": settings.redis_url}
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_bench_serve_measures_ours_bare_and_stream(settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "serve.json"
+    done = run_cli(
+        settings,
+        "bench",
+        "serve",
+        "--articles",
+        "300",
+        "--duration",
+        "0.5",
+        "--concurrency",
+        "2",
+        "--processes",
+        "1",
+        "--stream-events",
+        "2000",
+        "--json",
+        str(out),
+        "--plots",
+        str(tmp_path / "plots"),
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    kinds = {(r["server"], r["method"]) for r in results["runs"]}
+    assert kinds == {
+        ("newsrec", "GetRelated"),
+        ("newsrec", "GetPopular"),
+        ("newsrec", "RecordEvents"),
+        ("bare", "GetRelated"),
+    }
+    assert all(r["calls"] > 0 and r["errors"] == 0 for r in results["runs"])
+    assert results["stream"]["accepted"] == 2000
+    assert "| newsrec | 1 | GetRelated | 2 |" in done.stdout
+    assert (tmp_path / "plots" / "serve-qps.png").stat().st_size > 1000
+
+
+def test_bench_upsert_reports_latency(settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "upsert.json"
+    done = run_cli(
+        settings, "bench", "upsert", "--articles", "300", "--upserts", "5", "--json", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["upserts"] == 5 and 0 < result["p50_ms"] <= result["p99_ms"]
+    assert "p99" in done.stdout

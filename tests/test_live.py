@@ -1,0 +1,259 @@
+"""Live freshness over a real server and Redis: events, upserts, takedowns, replicas, restarts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+
+from recommender.config import Settings
+from recommender.store import Keys
+from recommender.v1 import recommender_pb2 as pb
+from tests.conftest import ServerThread
+from tests.corpus import TOPICS, write_corpus
+from training.export import export_events
+from training.pipeline import TrainConfig, TrainResult, train
+
+TECH_TEXT = " ".join(TOPICS["tech"] * 6)
+
+
+@pytest.fixture
+def live_settings(settings: Settings) -> Settings:
+    return replace(settings, live_cache_seconds=0.0)
+
+
+@pytest.fixture
+def trained(tmp_path: Path, live_settings: Settings, client: redis.Redis) -> TrainResult:
+    articles, clicks = write_corpus(tmp_path)
+    return retrain(articles, clicks, live_settings, client)
+
+
+def retrain(
+    articles: Path, clicks: Path | None, settings: Settings, client: redis.Redis
+) -> TrainResult:
+    config = TrainConfig(
+        articles=articles, clicks=clicks, model_dir=settings.model_dir, progress=False
+    )
+    return train(config, client, Keys(settings.namespace), log=lambda _m: None)
+
+
+@pytest.fixture
+def live(live_settings: Settings, trained: TrainResult) -> Iterator[ServerThread]:
+    running = ServerThread(live_settings)
+    yield running
+    running.stop()
+
+
+def clicks(article_id: str, n: int, session: str = "s") -> list[pb.Event]:
+    return [pb.Event(article_id=article_id, session_id=f"{session}{i}") for i in range(n)]
+
+
+def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def popular_ids(server: ServerThread, section: str = "", limit: int = 10) -> list[str]:
+    reply = server.stub.GetPopular(pb.GetPopularRequest(section=section, limit=limit))
+    return [i.article_id for i in reply.items]
+
+
+def upsert(
+    server: ServerThread, article_id: str, body: str, sections: list[str]
+) -> pb.UpsertResult:
+    article = pb.ArticleInput(
+        article_id=article_id,
+        title=body[:40],
+        body=body,
+        sections=sections,
+        url=f"https://example.org/{article_id}",
+    )
+    article.published_at.GetCurrentTime()
+    reply = server.stub.UpsertArticles(pb.UpsertArticlesRequest(articles=[article]))
+    return reply.results[0]
+
+
+def test_burst_climbs_popular_within_seconds(live: ServerThread) -> None:
+    assert "sport-07" not in popular_ids(live)
+    reply = live.stub.RecordEvents(pb.RecordEventsRequest(events=clicks("sport-07", 20)))
+    assert (reply.accepted, reply.deduplicated, reply.rejected) == (20, 0, 0)
+    assert eventually(lambda: popular_ids(live)[0] == "sport-07")
+    assert popular_ids(live, section="sport")[0] == "sport-07"
+    assert "sport-07" not in popular_ids(live, section="tech", limit=100)
+
+
+def test_one_session_counts_once(live: ServerThread) -> None:
+    same = [pb.Event(article_id="business-07", session_id="reader-1") for _ in range(5)]
+    reply = live.stub.RecordEvents(pb.RecordEventsRequest(events=same))
+    assert (reply.accepted, reply.deduplicated) == (1, 4)
+    again = live.stub.RecordEvents(pb.RecordEventsRequest(events=same[:1]))
+    assert (again.accepted, again.deduplicated) == (0, 1)  # the 30-minute period holds
+    top = live.stub.GetPopular(pb.GetPopularRequest(section="business", limit=1)).items[0]
+    assert top.article_id == "business-07" and top.score == pytest.approx(1.0, abs=0.01)
+    views = live.stub.RecordEvents(
+        pb.RecordEventsRequest(
+            events=[
+                pb.Event(
+                    article_id="business-07", session_id="reader-1", type=pb.EVENT_TYPE_IMPRESSION
+                )
+            ]
+            * 3
+        )
+    )
+    assert views.accepted == 3  # impressions are not deduplicated
+
+
+def test_bad_events_are_rejected_and_counted(
+    live: ServerThread, client: redis.Redis, keys: Keys
+) -> None:
+    old = pb.Event(article_id="tech-01")
+    old.ts.FromSeconds(int(time.time()) - 10 * 24 * 3600)
+    future = pb.Event(article_id="tech-01")
+    future.ts.FromSeconds(int(time.time()) + 3600)
+    events = [
+        pb.Event(article_id="bad id"),
+        pb.Event(article_id="nope-1"),
+        old,
+        future,
+        pb.Event(article_id="tech-01", session_id="bad session"),
+        pb.Event(article_id="tech-01", type=7),  # type: ignore[arg-type]
+        pb.Event(article_id="tech-01"),
+    ]
+    before = set(client.scan_iter(match=f"{keys.namespace}:*", count=1000))
+    reply = live.stub.RecordEvents(pb.RecordEventsRequest(events=events))
+    assert reply.accepted == 1 and reply.rejected == 6
+    assert dict(reply.rejected_reasons) == {
+        "malformed_id": 1,
+        "unknown_article": 1,
+        "too_old": 1,
+        "in_future": 1,
+        "bad_session_id": 1,
+        "bad_type": 1,
+    }
+    created = {k.decode() for k in set(client.scan_iter(match=f"{keys.namespace}:*")) - before}
+    assert not any("nope-1" in k or "bad id" in k for k in created)  # garbage makes no keys
+    with pytest.raises(grpc.RpcError) as info:
+        live.stub.RecordEvents(pb.RecordEventsRequest(events=[pb.Event(article_id="a")] * 1001))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_stream_events_and_export_for_training(
+    live: ServerThread, client: redis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    events = [pb.Event(article_id=f"politics-0{i % 5}", session_id=f"r{i}") for i in range(2500)]
+    events += [pb.Event(article_id="nope")]
+    reply = live.stub.StreamEvents(iter(events))
+    assert (reply.accepted, reply.rejected) == (2500, 1)
+    assert eventually(lambda: popular_ids(live, "politics")[0].startswith("politics-0"))
+    out = tmp_path / "exported.jsonl"
+    assert export_events(client, keys, out) == 2500
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["type"] for r in rows} == {"click"} and rows[0]["session_id"].startswith("r")
+    assert rows == sorted(rows, key=lambda r: r["ts"])
+
+
+def test_upsert_is_served_at_once_and_enters_old_lists(live: ServerThread) -> None:
+    result = upsert(live, "tech-new", TECH_TEXT, ["tech"])
+    assert result.created and result.related_count > 0 and result.inserted_into > 0
+    own = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-new", limit=5))
+    assert [i.article_id[:5] for i in own.items] == ["tech-"] * 5
+    hosts = [f"tech-{n:02d}" for n in range(10)]
+    lists = [live.stub.GetRelated(pb.GetRelatedRequest(article_id=h, limit=10)) for h in hosts]
+    assert sum("tech-new" in [i.article_id for i in r.items] for r in lists) >= 1
+    item = next(i for r in lists for i in r.items if i.article_id == "tech-new")
+    assert item.url == "https://example.org/tech-new" and list(item.sections) == ["tech"]
+    edit = upsert(live, "tech-new", TECH_TEXT + " edited", ["tech", "news"])
+    assert not edit.created
+
+
+def test_bad_upserts_are_invalid_argument(live: ServerThread) -> None:
+    for articles, field in [
+        ([], "articles"),
+        ([pb.ArticleInput(article_id="bad id", title="t")], "articles[0].article_id"),
+        ([pb.ArticleInput(article_id="ok")], "articles[0] needs a title or a body"),
+        ([pb.ArticleInput(article_id="a", title="t")] * 2, "repeats"),
+    ]:
+        with pytest.raises(grpc.RpcError) as info:
+            live.stub.UpsertArticles(pb.UpsertArticlesRequest(articles=articles))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in str(info.value.details())
+
+
+def test_two_replicas_share_upserts(live: ServerThread, live_settings: Settings) -> None:
+    other = ServerThread(live_settings)
+    try:
+        upsert(live, "tech-a", "smartphone chip software battery " * 6, ["tech"])
+        seen = other.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-a", limit=3))
+        assert len(seen.items) == 3
+        upsert(other, "tech-b", "smartphone chip software laptop " * 6, ["tech"])
+        mine = other.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-b", limit=3))
+        assert mine.items[0].article_id == "tech-a"  # the other replica's upsert is a candidate
+        back = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-a", limit=5))
+        assert "tech-b" in [i.article_id for i in back.items]  # and it entered tech-a's list
+    finally:
+        other.stop()
+
+
+def test_takedown_disappears_everywhere_and_lists_refill(live: ServerThread) -> None:
+    assert popular_ids(live)[0] == "tech-01"
+    before = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-02", limit=10))
+    assert "tech-01" in [i.article_id for i in before.items]
+    assert live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id="tech-01")).existed
+    assert "tech-01" not in popular_ids(live, limit=100)
+    assert "tech-01" not in popular_ids(live, "tech", limit=100)
+    after = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-02", limit=10))
+    ids = [i.article_id for i in after.items]
+    assert "tech-01" not in ids and len(ids) == 10
+    with pytest.raises(grpc.RpcError) as info:
+        live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-01"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    reply = live.stub.RecordEvents(pb.RecordEventsRequest(events=clicks("tech-01", 2)))
+    assert reply.rejected_reasons["unknown_article"] == 2
+    assert not live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id="never-1")).existed
+
+
+def test_restart_keeps_live_state(live: ServerThread, live_settings: Settings) -> None:
+    upsert(live, "tech-kept", TECH_TEXT, ["tech"])
+    live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id="sport-01"))
+    live.stub.RecordEvents(
+        pb.RecordEventsRequest(events=clicks("culture-x", 1) + clicks("sport-09", 30))
+    )
+    live.stop()
+    restarted = ServerThread(live_settings)
+    try:
+        assert restarted.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-kept")).items
+        assert popular_ids(restarted)[0] == "sport-09"
+        assert "sport-01" not in popular_ids(restarted, "sport", limit=100)
+    finally:
+        restarted.stop()
+        live.stop = lambda: None  # type: ignore[method-assign]
+
+
+def test_retrain_keeps_upserts_and_drops_takedowns(
+    tmp_path: Path, live: ServerThread, live_settings: Settings, client: redis.Redis, keys: Keys
+) -> None:
+    upsert(live, "tech-late", TECH_TEXT, ["tech"])
+    live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id="sport-03"))
+    articles = tmp_path / "articles.jsonl"  # the same export, older than the upsert
+    result = retrain(articles, None, live_settings, client)
+    assert result.meta["live_upserts_folded"] == 1 and result.meta["taken_down_dropped"] == 1
+    assert result.meta["articles"] == 40  # 40 exported + 1 upserted - 1 taken down
+    assert client.hlen(keys.upserted) == 0  # folded: no longer live state
+    time.sleep(0.05)
+    reply = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-late", limit=3))
+    assert reply.model_version == result.version and len(reply.items) == 3
+    with pytest.raises(grpc.RpcError) as info:
+        live.stub.GetRelated(pb.GetRelatedRequest(article_id="sport-03"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    info_reply = live.stub.GetModelInfo(pb.GetModelInfoRequest())
+    assert info_reply.article_count == 40
