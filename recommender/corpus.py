@@ -160,9 +160,11 @@ class Corpus:
         """Blended and TF-IDF-only similarity of the vector to every base and live article
         (itself at 0), and their ids (base, then live); fills in vector.lsa."""
         live_ids, live_rows, live_raw, live_lsa = self._live_matrices()
+        # Only the postings of the article's own terms: a row slice, then one dense mat-vec.
+        own_postings = self.postings[vector.tfidf.indices]
         tfidf = np.concatenate(
             [
-                np.asarray((vector.tfidf @ self.postings).toarray()).ravel(),
+                np.asarray(own_postings.T @ vector.tfidf.data).ravel(),
                 np.asarray((live_rows @ vector.tfidf.T).toarray()).ravel(),
             ]
         ).astype(np.float32)
@@ -175,7 +177,8 @@ class Corpus:
             return ids, tfidf, tfidf
         lsa = self.lsa
         count = min(lsa.feedback, int(np.count_nonzero(tfidf > 0)))
-        nearest = np.argsort(-tfidf, kind="stable")[:count]
+        nearest = np.argpartition(-tfidf, count - 1)[:count] if count else np.zeros(0, int)
+        nearest = nearest[np.argsort(-tfidf[nearest], kind="stable")]
         pool = np.vstack([lsa.raw, live_raw]) if live_raw is not None else lsa.raw
         vector.lsa = lsa_from_raw(
             vector.raw[None, :],

@@ -14,7 +14,7 @@ import redis
 from recommender.config import ConfigError, Settings, load_settings
 from recommender.embedded import EmbeddedRedisError, resolve_redis_url, stop_embedded
 from recommender.store import Keys
-from training import bench_serve, bench_upsert, replay_cli, workbench_cli
+from training import bench_related, bench_serve, bench_upsert, replay_cli, workbench_cli
 from training import publish as pub
 from training.pipeline import TrainConfig, TrainResult, train
 from training.related import RelatedParams
@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--articles", type=int, default=3000)
     d.add_argument("--days", type=int, default=14)
     d.add_argument("--seed", type=int, default=7)
+    d.add_argument(
+        "--clicks-per-article",
+        type=float,
+        help="mean clicks per article (default 20; 0 writes no clicks, about twice as fast)",
+    )
 
     m = sub.add_parser("demo", help="generate data, train, serve and query over gRPC")
     _settings_flags(m)
@@ -94,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         bench_handlers={
             **bench_serve.add_commands(benches),
             **bench_upsert.add_commands(benches),
+            **bench_related.add_commands(benches),
         }
     )
 
@@ -214,9 +220,13 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from training.demo_data import DemoSpec, generate
 
     spec = DemoSpec(articles=args.articles, days=args.days, seed=args.seed)
+    if args.clicks_per_article is not None:
+        spec = replace(spec, clicks_per_article=args.clicks_per_article)
     result = generate(args.out_dir, spec, progress=sys.stderr.isatty())
     print(
         f"wrote {result.articles:,} articles to {result.articles_path} and "

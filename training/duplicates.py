@@ -3,8 +3,8 @@
 A pruned vocabulary (min_df, max_df, stop words) makes templated stories look identical, so
 duplicates are found on hashed unigram counts of title + body + tags (see
 recommender/textvectors.py). `duplicate_pairs` takes any row-normalised matrix and returns the
-pairs above a threshold (exact blocked search today; a sub-quadratic search can replace it
-behind the same signature). A group of duplicates is shown once, as its earliest member.
+pairs above a threshold (exact, by prefix filtering). A group of duplicates is shown once, as
+its earliest member.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfTransformer
-from tqdm import tqdm
 
 from recommender.domain import Article
 from recommender.textmodel import document_text
 from recommender.textvectors import duplicate_counts, duplicate_vectors
+from training.neighbours import pairs_above
 
 
 def block_rows(n_docs: int, budget_bytes: int = 256 << 20) -> int:
@@ -39,19 +39,9 @@ def fit_duplicate_vectors(
 def duplicate_pairs(
     matrix: sp.csr_matrix, threshold: float, progress: bool = False
 ) -> NDArray[np.int32]:
-    """Every pair (i, j), i < j, of rows with dot product >= threshold; shape (P, 2)."""
-    n = matrix.shape[0]
-    transposed = matrix.T.tocsc()
-    step = block_rows(n)
-    found: list[NDArray[np.int32]] = [np.zeros((0, 2), dtype=np.int32)]
-    for start in tqdm(range(0, n, step), desc="duplicates", unit="block", disable=not progress):
-        stop = min(start + step, n)
-        block = (matrix[start:stop] @ transposed).toarray()
-        rows, cols = np.nonzero(block >= threshold)
-        rows += start
-        keep = rows < cols
-        found.append(np.stack([rows[keep], cols[keep]], axis=1).astype(np.int32))
-    return np.concatenate(found)
+    """Every pair (i, j), i < j, of rows with dot product >= threshold; shape (P, 2). Exact, by
+    prefix filtering (training/neighbours.pairs_above), so it scales past a million articles."""
+    return pairs_above(matrix, threshold, progress=progress)
 
 
 def duplicate_groups(n: int, pairs: NDArray[np.int32]) -> NDArray[np.int64]:

@@ -32,11 +32,12 @@ from training.duplicates import (
     earliest_members,
     fit_duplicate_vectors,
 )
+from training.neighbours import search
 
 __all__ = ["duplicate_groups"]  # re-exported for callers of the older API
 
 LETTERS_ONLY = r"(?u)\b[^\W\d_][^\W\d_]+\b"
-LSA_FIT_ROWS = 100_000
+LSA_FIT_ROWS = 20_000
 """The SVD is fitted on at most this many evenly spaced articles, then applied to all."""
 DAY = 86_400.0
 
@@ -150,10 +151,12 @@ def fit_lsa(matrix: sp.csr_matrix, params: RelatedParams, progress: bool = False
         feedback = top_candidates(matrix, params.prf_neighbours, progress=progress).indices
     else:
         feedback = np.zeros((n_docs, 0), dtype=np.int32)
-    expanded = feedback_rows(matrix, feedback, matrix, params.prf_weight)  # the SVD's input
     sample = np.unique(np.linspace(0, n_docs - 1, min(n_docs, LSA_FIT_ROWS)).astype(np.int64))
+    # Only the sampled rows are expanded: an expanded row holds its neighbours' terms too, so
+    # expanding the whole corpus would multiply its size by about the number of neighbours.
+    expanded = feedback_rows(matrix[sample], feedback[sample], matrix, params.prf_weight)
     svd = TruncatedSVD(dims, algorithm="randomized", random_state=0)
-    svd.fit(expanded[sample][:, terms])
+    svd.fit(expanded[:, terms])
     components = svd.components_.astype(np.float32)
     raw = lsa_raw(matrix, terms, components)
     vectors = lsa_from_raw(raw, raw, feedback, params.prf_weight if len(feedback.T) else 0.0)
@@ -242,11 +245,19 @@ def top_candidates(
     recency: Recency | None = None,
     progress: bool = False,
 ) -> Neighbours:
-    """Exact top-k per row by similarity (self excluded; only `allowed` columns if given)."""
+    """Top-k per row by similarity (self excluded; only `allowed` columns if given).
+
+    Without recency rules this is training/neighbours.search: exact below 20k articles, pruned
+    candidates rescored exactly above (sub-quadratic). Recency rules need every pair's dates,
+    so they keep the exact blocked product.
+    """
     if isinstance(vectors, sp.spmatrix | sp.sparray):
         vectors = ArticleVectors(sp.csr_matrix(vectors))
     n = len(vectors)
     k = max(0, min(k, n - 1))
+    if recency is None and k > 0:
+        found = search(vectors.sparse, k, vectors.dense, None, allowed=allowed, progress=progress)
+        return Neighbours(indices=found[0], scores=found[1])
     indices = np.full((n, k), -1, dtype=np.int32)
     scores = np.zeros((n, k), dtype=np.float32)
     step = block_rows(n)
