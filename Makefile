@@ -43,5 +43,10 @@ lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy recommender training tests
 
+bench: venv ## Benchmarks (figures go to benchmarks/RESULTS.md by hand; BENCH_ARTICLES=100000)
+	$(NEWSREC) bench related --articles $(or $(BENCH_ARTICLES),100000) --progress
+	$(NEWSREC) bench serve --plots benchmarks
+	$(NEWSREC) bench upsert --articles 20000
+
 clean: ## Remove the venv, local Redis data and models
 	rm -rf $(VENV) .newsrec
