@@ -88,6 +88,19 @@ def processes(commands: list[list[str]], target: str) -> Iterator[list[subproces
             proc.wait(timeout=30)
 
 
+def serve_command(port: int, redis_url: str, namespace: str) -> list[str]:
+    """`newsrec serve` on a port, a Redis and a namespace, as a subprocess command."""
+    return [sys.executable, "-m", "training.cli", "serve", "--port", str(port),
+            "--redis-url", redis_url, "--namespace", namespace]  # fmt: skip
+
+
+def drop_namespace(client: redis.Redis, namespace: str) -> None:
+    """Delete a throwaway namespace's keys (SCAN + UNLINK, never KEYS)."""
+    stale = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+    for start in range(0, len(stale), 1000):
+        client.unlink(*stale[start : start + 1000])
+
+
 def load(
     target: str, method: str, ids_file: Path, concurrency: int, duration: float, events: int = 0
 ) -> dict[str, Any]:
@@ -181,20 +194,7 @@ def run(settings: Settings, config: ServeBenchConfig, log: Any = print) -> dict[
             for count in config.processes:
                 port = free_port()
                 target = f"127.0.0.1:{port}"
-                ours = [
-                    [
-                        sys.executable,
-                        "-m",
-                        "training.cli",
-                        "serve",
-                        "--port",
-                        str(port),
-                        "--redis-url",
-                        url,
-                        "--namespace",
-                        namespace,
-                    ]
-                ] * count
+                ours = [serve_command(port, url, namespace)] * count
                 bare = [[sys.executable, "-m", "training.bench_bare", "--port", str(port)]] * count
                 for name, commands in (("newsrec", ours), ("bare", bare)):
                     methods = config.methods if name == "newsrec" else ["GetRelated"]
@@ -222,9 +222,7 @@ def run(settings: Settings, config: ServeBenchConfig, log: Any = print) -> dict[
                                 "events/s"
                             )
         finally:
-            stale = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-            for start in range(0, len(stale), 1000):
-                client.unlink(*stale[start : start + 1000])
+            drop_namespace(client, namespace)
     results["redis_get_per_s"] = redis_get_benchmark(url)
     log(f"  redis-benchmark GET: {results['redis_get_per_s']} requests/s")
     return results

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from recommender.embedded import resolve_redis_url
 from recommender.store import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
-from training.bench_serve import free_port, machine, processes
+from training.bench_serve import drop_namespace, free_port, machine, processes, serve_command
 from training.demo_data import DemoSpec, generate
 from training.pipeline import TrainConfig, train
 
@@ -79,18 +78,7 @@ def run(redis_url: str, articles: int, upserts: int, log: Any = print) -> dict[s
         result["train_seconds"] = time.perf_counter() - started
         log(f"trained and published in {result['train_seconds']:.1f}s")
         port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "training.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--redis-url",
-            redis_url,
-            "--namespace",
-            namespace,
-        ]
+        command = serve_command(port, redis_url, namespace)
         try:
             with (
                 processes([command], f"127.0.0.1:{port}") as (server,),
@@ -115,9 +103,7 @@ def run(redis_url: str, articles: int, upserts: int, log: Any = print) -> dict[s
                 )
                 result["server_rss_mb"] = _rss_mb(server.pid)
         finally:
-            stale = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-            for start in range(0, len(stale), 1000):
-                client.unlink(*stale[start : start + 1000])
+            drop_namespace(client, namespace)
     log(
         f"{articles:,} articles: first upsert (loads the corpus) "
         f"{result['first_upsert_seconds']:.2f}s; then {result['upserts']} upserts one at a time: "
