@@ -47,7 +47,8 @@ class Settings:
     live_cache_seconds: float = 1.0
     """How long a server reuses live Popular counts before reading them again."""
     event_stream_max_batches: int = 1_000_000
-    """Cap of the accepted-events stream, in batches (RecordEvents calls or 1,000 streamed)."""
+    """Cap of the accepted-events stream, in batches (RecordEvents calls, StreamEventBatches
+    messages, or 1,000 StreamEvents events)."""
     shutdown_grace_seconds: float = 10.0
     """In-flight calls get this long to finish on SIGTERM/SIGINT."""
     log_level: str = "INFO"

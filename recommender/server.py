@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from recommender.config import Settings
 from recommender.embedded import resolve_redis_url
 from recommender.errors import NewsrecError, StoreUnavailable, status_code
-from recommender.live import EventTally, LiveWriter
+from recommender.live import LiveWriter
 from recommender.reader import LRU, Reader
 from recommender.service import RecommenderService
 from recommender.store import Keys
@@ -30,7 +30,6 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 
 R = TypeVar("R")
 _background: set[asyncio.Task[None]] = set()  # strong references to fire-and-forget tasks
-STREAM_BATCH = 1000
 
 
 def grpc_errors(
@@ -106,16 +105,15 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     async def StreamEvents(
         self, request_iterator: AsyncIterator[pb.Event], context: grpc.aio.ServicerContext
     ) -> pb.RecordEventsResponse:
-        tally = EventTally()
-        batch: list[pb.Event] = []
-        async for event in request_iterator:
-            batch.append(event)
-            if len(batch) == STREAM_BATCH:
-                tally.add(await self.service.writer.record_events(batch))
-                batch = []
-        if batch:
-            tally.add(await self.service.writer.record_events(batch))
-        return tally.response()
+        return await self.service.stream_events(request_iterator)
+
+    @grpc_errors
+    async def StreamEventBatches(
+        self,
+        request_iterator: AsyncIterator[pb.RecordEventsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.RecordEventsResponse:
+        return await self.service.stream_event_batches(request_iterator)
 
     @grpc_errors
     async def UpsertArticles(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -21,6 +21,8 @@ MAX_LIMIT = 100
 MAX_EXCLUDE_IDS = 200
 MAX_SECTION_LENGTH = 64
 MAX_EVENTS = 1000
+STREAM_BATCH = 1000
+"""StreamEvents records its single events in batches of this many."""
 MAX_UPSERTS = 100
 MAX_TITLE_CHARS = 1_000
 MAX_BODY_CHARS = 200_000
@@ -64,6 +66,13 @@ def check_section(section: str, field: str = "section") -> str:
     if len(section) > MAX_SECTION_LENGTH or not section.isprintable():
         raise InvalidRequest(f"{field} must be at most {MAX_SECTION_LENGTH} printable characters")
     return section
+
+
+def check_events(events: Sequence[pb.Event], per: str) -> Sequence[pb.Event]:
+    """At most MAX_EVENTS events; `per` says where the limit applies, for the message."""
+    if len(events) > MAX_EVENTS:
+        raise InvalidRequest(f"events has {len(events)} entries; at most {MAX_EVENTS} {per}")
+    return events
 
 
 def check_article(message: pb.ArticleInput, field: str) -> Article:
@@ -251,12 +260,39 @@ class RecommenderService:
 
     async def record_events(self, events: Sequence[pb.Event]) -> pb.RecordEventsResponse:
         """A batch of reader events."""
-        if len(events) > MAX_EVENTS:
-            raise InvalidRequest(
-                f"events has {len(events)} entries; at most {MAX_EVENTS} a call "
-                "(use StreamEvents for more)"
-            )
-        return (await self.writer.record_events(list(events))).response()
+        check_events(events, "a call (use StreamEventBatches for more)")
+        return (await self.writer.record_events(events)).response()
+
+    async def stream_events(self, events: AsyncIterable[pb.Event]) -> pb.RecordEventsResponse:
+        """A client stream of single events, recorded in batches of STREAM_BATCH."""
+        async with self.writer.stream() as stream:
+            batch: list[pb.Event] = []
+            async for event in events:
+                batch.append(event)
+                if len(batch) == STREAM_BATCH:
+                    await stream.submit(batch)
+                    batch = []
+            if batch:
+                await stream.submit(batch)
+        return stream.tally.response()
+
+    async def stream_event_batches(
+        self, requests: AsyncIterable[pb.RecordEventsRequest]
+    ) -> pb.RecordEventsResponse:
+        """A client stream of event batches, each checked and recorded as a RecordEvents call;
+        an oversized one ends the stream (the ones before it are recorded)."""
+        async with self.writer.stream() as stream:
+            n = 0
+            async for request in requests:
+                check_events(
+                    request.events,
+                    f"a message (stream message {n}, counting from 0; those before it were "
+                    "recorded)",
+                )
+                if request.events:
+                    await stream.submit(request.events)
+                n += 1
+        return stream.tally.response()
 
     async def upsert_articles(self, request: pb.UpsertArticlesRequest) -> pb.UpsertArticlesResponse:
         """New or edited articles; all are validated before any is written."""

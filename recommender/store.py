@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -292,21 +293,54 @@ def decode_vector(raw: bytes, width: int) -> tuple[sp.csr_matrix, NDArray[np.flo
 DEDUP_SHARDS = 16
 """Dedup sets per period, so no single key (or cluster slot) takes every session."""
 
-# Each script touches exactly one key, so it runs on Redis Cluster too.
+# Each script touches exactly one key, so it runs on Redis Cluster too. Their many members or
+# fields travel packed in one argument: a script call with 2,000 separate arguments costs the
+# client more to encode than Redis spends running it. Ids are validated ([A-Za-z0-9._:~-]), so
+# neither newlines nor spaces can occur inside one.
 ADD_NEW_MEMBERS = """
+local members, n = {}, 0
+for member in string.gmatch(ARGV[2], '[^\\n]+') do
+  n = n + 1
+  members[n] = member
+end
 local added = {}
-for i = 2, #ARGV do added[i - 1] = redis.call('SADD', KEYS[1], ARGV[i]) end
+for first = 1, n, 1000 do
+  local last = math.min(first + 999, n)
+  local present = redis.call('SMISMEMBER', KEYS[1], unpack(members, first, last))
+  redis.call('SADD', KEYS[1], unpack(members, first, last))
+  for i = 1, #present do added[first + i - 1] = 1 - present[i] end
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-return added
+return table.concat(added)
 """
-"""SADD each member, returning 1 for the ones that were new; then refresh the TTL (ARGV[1])."""
+"""Add the distinct newline-separated members of ARGV[2] to the set (SMISMEMBER, then one
+SADD per 1,000: Redis 6.2+); reply: one character per member, "1" for the ones that were new,
+"0" for the rest; then refresh the TTL (ARGV[1]). Atomic, as every script is."""
 
 INCREMENT_FIELDS = """
-for i = 2, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for field, amount in string.gmatch(ARGV[2], '(%S+) (%S+)') do
+  redis.call('HINCRBYFLOAT', KEYS[1], field, amount)
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
-"""HINCRBYFLOAT field/amount pairs in one hash, then refresh its TTL (ARGV[1])."""
+"""HINCRBYFLOAT the "field amount" pairs of ARGV[2] (space-separated) in one hash, then refresh
+its TTL (ARGV[1])."""
+
+
+def pack_members(members: Iterable[str]) -> str:
+    """ADD_NEW_MEMBERS' ARGV[2] (members must be distinct)."""
+    return "\n".join(members)
+
+
+def pack_increments(pieces: Iterable[str]) -> str:
+    """INCREMENT_FIELDS' ARGV[2] from "field amount" pieces (see increment_piece)."""
+    return " ".join(pieces)
+
+
+def increment_piece(field: str, amount: float) -> str:
+    """One field and the amount to add to it, as INCREMENT_FIELDS reads them."""
+    return f"{field} {amount!r}"
 
 
 def dedup_shard(session_id: str) -> int:
@@ -319,8 +353,20 @@ EventRow = tuple[str, float, str, str]
 
 
 def encode_event_batch(rows: list[EventRow]) -> bytes:
-    """One stream entry holds a whole accepted batch: one XADD per call, not per event."""
-    return json.dumps(rows, separators=(",", ":")).encode()
+    """One stream entry holds a whole accepted batch: one XADD per call, not per event.
+
+    The bytes are exactly json.dumps(rows, separators=(",", ":")): accepted ids and session ids
+    are validated ([A-Za-z0-9._:~-]) and kinds are plain words, so no string needs escaping and
+    the rows are formatted directly (several times faster than the JSON encoder).
+    """
+    times: dict[float, str] = {}  # most events of a batch share a timestamp (the server's now)
+    parts = []
+    for article_id, ts, kind, session in rows:
+        text = times.get(ts)
+        if text is None:
+            text = times[ts] = json.dumps(ts)
+        parts.append(f'["{article_id}",{text},"{kind}","{session}"]')
+    return ("[" + ",".join(parts) + "]").encode()
 
 
 def decode_event_batch(raw: bytes) -> list[EventRow]:

@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from recommender.domain import CLICK, IMPRESSION
 from recommender.scoring import HOUR, BetaPrior, trending_score
-from recommender.store import Keys, PopularList
+from recommender.store import EventRow, Keys, PopularList, increment_piece
 
 MINUTE = 60.0
 GRAINS = (("m", MINUTE), ("h", HOUR))
@@ -57,6 +58,64 @@ def bucket_weights(
                     )
                 sums[(name, article_id)] += weight
     return sums
+
+
+COUNTED_AS = {CLICK: (CLICKS,), IMPRESSION: (VIEWS, EXPOSURE)}
+"""The counter kinds each event type feeds (impressions twice: two half-lives)."""
+
+
+def counter_increments(
+    events: Sequence[EventRow],
+    sections: Mapping[str, tuple[str, ...]],
+    keys: Keys,
+    cfg: TrendingScoring,
+) -> dict[str, list[str]]:
+    """Per counter hash, the "article weight" pieces store.INCREMENT_FIELDS adds for a batch of
+    accepted (article, ts, type, session) events: the same sums as bucket_weights (each
+    article's events summed per kind and bucket, in event order), computed per bucket with numpy
+    and added to the site-wide hash and to each of the article's sections' hashes, so there is
+    one increment per article per hash, not one per event. Sections that differ only in case
+    share a hash; each adds its pieces there, as bucket_weights adds each section's weight."""
+    index: dict[str, int] = {}
+    columns: dict[str, tuple[list[int], list[float]]] = {}  # event type -> (article, ts)
+    for article_id, ts, kind, _ in events:
+        n = index.get(article_id)
+        if n is None:
+            n = index[article_id] = len(index)
+        column = columns.get(kind)
+        if column is None:
+            column = columns[kind] = ([], [])
+        column[0].append(n)
+        column[1].append(ts)
+    articles = list(index)
+    hashes = [("", *sections[a]) for a in articles]  # "" = site-wide
+    per_key: dict[str, list[str]] = {}
+    for kind, (positions, times) in columns.items():
+        which = np.asarray(positions, dtype=np.intp)
+        stamps = np.asarray(times, dtype=np.float64)
+        for name in COUNTED_AS[kind]:
+            half_life = cfg.half_life_of(name)
+            for grain, size in GRAINS:
+                starts = np.floor(stamps / size) * size  # bucket_start, per event
+                weights = np.power(2.0, (stamps - starts) / half_life)
+                distinct = np.unique(starts)
+                for start in distinct.tolist():
+                    picked = starts == start if len(distinct) > 1 else slice(None)
+                    # bincount adds in input order: the same float sums as a loop would make
+                    totals = np.bincount(which[picked], weights[picked], len(articles))
+                    present = np.flatnonzero(totals)  # every weight is >= 1
+                    by_section: dict[str, list[str]] = {}
+                    for n, total in zip(present.tolist(), totals[present].tolist(), strict=True):
+                        piece = increment_piece(articles[n], total)
+                        for section in hashes[n]:
+                            pieces = by_section.get(section)
+                            if pieces is None:
+                                pieces = by_section[section] = []
+                            pieces.append(piece)
+                    for section, pieces in by_section.items():
+                        key = keys.counter(name, grain, int(start), section)
+                        per_key.setdefault(key, []).extend(pieces)
+    return per_key
 
 
 def buckets_to_read(live_from: float, now: float, window: float) -> list[tuple[str, int]]:

@@ -40,6 +40,8 @@ def test_bench_serve_measures_ours_bare_and_stream(settings: Settings, tmp_path:
         "1",
         "--stream-events",
         "2000",
+        "--stream-batch",
+        "100",
         "--json",
         str(out),
         "--plots",
@@ -56,6 +58,10 @@ def test_bench_serve_measures_ours_bare_and_stream(settings: Settings, tmp_path:
     }
     assert all(r["calls"] > 0 and r["errors"] == 0 for r in results["runs"])
     assert results["stream"]["accepted"] == 2000
+    batched = results["stream_batches"]
+    assert batched["accepted"] == 2000 and batched["batch"] == 100  # not deduplicated by the above
+    assert results["bare_stream"]["accepted"] == results["bare_stream_batches"]["accepted"] == 2000
+    assert "StreamEventBatches (100 events a message, 4 concurrent streams)" in done.stdout
     assert "| newsrec | 1 | GetRelated | 2 |" in done.stdout
     assert (tmp_path / "plots" / "serve-qps.png").stat().st_size > 1000
 

@@ -162,6 +162,95 @@ def test_stream_events_and_export_for_training(
     assert rows == sorted(rows, key=lambda r: r["ts"])
 
 
+def batches(events: list[pb.Event], size: int) -> list[pb.RecordEventsRequest]:
+    return [
+        pb.RecordEventsRequest(events=events[i : i + size]) for i in range(0, len(events), size)
+    ]
+
+
+def mixed_events(session: str) -> list[pb.Event]:
+    """Every outcome: counted clicks and impressions, repeats of a session, and each reason."""
+    old = pb.Event(article_id="tech-01")
+    old.ts.FromSeconds(int(time.time()) - 10 * 24 * 3600)
+    future = pb.Event(article_id="tech-01")
+    future.ts.FromSeconds(int(time.time()) + 3600)
+    recent = pb.Event(article_id="tech-02", session_id=f"{session}-t")
+    recent.ts.FromSeconds(int(time.time()) - 120)
+    events = [*clicks("sport-05", 12, session), recent, old, future]
+    events += [pb.Event(article_id="sport-06", session_id=f"{session}-same")] * 4
+    events += [pb.Event(article_id="sport-06", type=pb.EVENT_TYPE_IMPRESSION)] * 3
+    events += [
+        pb.Event(article_id="bad id"),
+        pb.Event(article_id=""),
+        pb.Event(article_id="x" * 129),
+        pb.Event(article_id="nope-1", session_id=f"{session}-n"),
+        pb.Event(article_id="tech-01", session_id="bad session"),
+        pb.Event(article_id="tech-01", session_id="séance"),
+        pb.Event(article_id="tech-01", type=7),  # type: ignore[arg-type]
+        pb.Event(article_id="tech-01", type=-1),  # type: ignore[arg-type]
+    ]
+    return events
+
+
+def outcome(reply: pb.RecordEventsResponse) -> tuple[int, int, int, dict[str, int]]:
+    return reply.accepted, reply.deduplicated, reply.rejected, dict(reply.rejected_reasons)
+
+
+def test_stream_event_batches_count_like_record_events(
+    live: ServerThread, client: redis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    expected = (17, 3, 10, {"malformed_id": 3, "unknown_article": 1, "too_old": 1,
+                            "in_future": 1, "bad_session_id": 2, "bad_type": 2})  # fmt: skip
+    unary = live.stub.RecordEvents(pb.RecordEventsRequest(events=mixed_events("u")))
+    assert outcome(unary) == expected
+    before = set(client.scan_iter(match=f"{keys.namespace}:*", count=1000))
+    for size in (1, 7, 1000):  # a session's repeats fall in one message or across several
+        streamed = live.stub.StreamEventBatches(iter(batches(mixed_events(f"b{size}"), size)))
+        assert outcome(streamed) == expected
+    created = {k.decode() for k in set(client.scan_iter(match=f"{keys.namespace}:*")) - before}
+    assert not any("nope-1" in k or "bad id" in k or "xxxx" in k for k in created)
+    assert export_events(client, keys, tmp_path / "out.jsonl") == 4 * 17
+    assert eventually(lambda: popular_ids(live)[0] == "sport-05")
+    assert popular_ids(live, section="sport")[0] == "sport-05"
+    assert "sport-05" not in popular_ids(live, section="tech", limit=100)
+
+
+def test_stream_event_batches_dedup_across_messages_in_flight(live: ServerThread) -> None:
+    same = pb.Event(article_id="business-03", session_id="reader-9")
+    requests = [
+        pb.RecordEventsRequest(events=[same, *clicks("business-04", 50, f"m{n}-")])
+        for n in range(12)
+    ]
+    reply = live.stub.StreamEventBatches(iter(requests))
+    assert (reply.accepted, reply.deduplicated, reply.rejected) == (1 + 12 * 50, 11, 0)
+    again = live.stub.StreamEventBatches(iter([*requests[:2], pb.RecordEventsRequest()]))
+    assert (again.accepted, again.deduplicated) == (0, 102)  # the 30-minute period holds
+    top = live.stub.GetPopular(pb.GetPopularRequest(section="business", limit=2)).items
+    assert [i.article_id for i in top] == ["business-04", "business-03"]
+    assert top[1].score == pytest.approx(1.0, abs=0.01)
+
+
+def test_oversized_batch_message_is_invalid_argument(
+    live: ServerThread, client: redis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    requests = [
+        pb.RecordEventsRequest(events=clicks("culture-x", 1) + clicks("tech-03", 5)),
+        pb.RecordEventsRequest(events=clicks("tech-04", 1001)),
+        pb.RecordEventsRequest(events=clicks("tech-05", 5)),
+    ]
+    with pytest.raises(grpc.RpcError) as info:
+        live.stub.StreamEventBatches(iter(requests))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = str(info.value.details())
+    assert "events has 1001 entries; at most 1000" in details and "stream message 1" in details
+    assert export_events(client, keys, tmp_path / "out.jsonl") == 5  # the first message counted
+    assert live.stub.StreamEventBatches(iter(requests[:1])).deduplicated == 5  # still serving
+    with pytest.raises(grpc.RpcError) as unary:
+        live.stub.RecordEvents(requests[1])
+    assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "events has 1001 entries" in str(unary.value.details())
+
+
 def test_upsert_is_served_at_once_and_enters_old_lists(live: ServerThread) -> None:
     result = upsert(live, "tech-new", TECH_TEXT, ["tech"])
     assert result.created and result.related_count > 0 and result.inserted_into > 0

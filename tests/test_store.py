@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+import redis
+
 from recommender.domain import Article
 from recommender.store import (
+    ADD_NEW_MEMBERS,
+    INCREMENT_FIELDS,
+    EventRow,
     Keys,
     PopularList,
     decode_article,
+    decode_event_batch,
     decode_popular,
     decode_related,
     encode_article,
+    encode_event_batch,
     encode_popular,
     encode_related,
+    increment_piece,
+    pack_increments,
+    pack_members,
 )
 
 
@@ -66,3 +79,34 @@ def test_encodings_round_trip() -> None:
     assert decode_popular(encode_popular(popular)) == popular
     bare = PopularList(as_of=10.0, items=[("a", 2.0)])
     assert decode_popular(encode_popular(bare)) == bare
+
+
+def test_event_batches_encode_as_the_json_encoder_would() -> None:
+    rows: list[EventRow] = [
+        ("a-1", 1_767_225_600.123456, "click", "s:1~x"),
+        ("b.2", 1_767_225_600.123456, "impression", ""),
+        ("c_3", 1e-7, "click", "z"),
+        ("d", 1_767_225_600, "click", "s"),  # an int ts
+    ]
+    encoded = encode_event_batch(rows)
+    assert encoded == json.dumps(rows, separators=(",", ":")).encode()
+    assert decode_event_batch(encoded) == [(a, float(t), k, s) for a, t, k, s in rows]
+    assert encode_event_batch([]) == b"[]"
+
+
+def test_event_scripts_on_real_redis(client: redis.Redis, keys: Keys) -> None:
+    seen = keys.seen(1800, 3)
+    members = [f"s{n} a{n % 7}" for n in range(2500)]  # more than one SMISMEMBER chunk
+    client.sadd(seen, *members[::10])
+    flags = client.eval(ADD_NEW_MEMBERS, 1, seen, 60, pack_members(members))
+    assert flags.decode() == "".join("0" if n % 10 == 0 else "1" for n in range(2500))
+    assert client.scard(seen) == 2500 and 0 < client.ttl(seen) <= 60
+    assert client.eval(ADD_NEW_MEMBERS, 1, seen, 60, pack_members(members[:3])) == b"000"
+    counter = keys.counter("clicks", "m", 60, "")
+    pieces = [increment_piece("a-1", 1.5), increment_piece("b", 2.0), increment_piece("a-1", 1e-5)]
+    client.eval(INCREMENT_FIELDS, 1, counter, 90, pack_increments(pieces))
+    assert {k: float(v) for k, v in client.hgetall(counter).items()} == {
+        b"a-1": pytest.approx(1.50001),
+        b"b": 2.0,
+    }
+    assert 0 < client.ttl(counter) <= 90

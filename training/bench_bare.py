@@ -47,6 +47,16 @@ class ConstantServicer(pb_grpc.RecommenderServicer):
             count += 1
         return pb.RecordEventsResponse(accepted=count)
 
+    async def StreamEventBatches(
+        self,
+        request_iterator: Any,
+        context: Any,
+    ) -> pb.RecordEventsResponse:
+        count = 0
+        async for request in request_iterator:
+            count += len(request.events)
+        return pb.RecordEventsResponse(accepted=count)
+
 
 async def run(port: int) -> None:
     """Serve until killed."""

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -91,22 +92,35 @@ async def unary_load(
     }
 
 
-async def stream_load(target: str, ids: list[str], events: int, streams: int) -> dict[str, float]:
-    """Push `events` click events through `streams` concurrent StreamEvents calls."""
+async def stream_load(
+    target: str, ids: list[str], events: int, streams: int, batch: int = 0
+) -> dict[str, float]:
+    """Push `events` click events through `streams` concurrent client streams: StreamEvents
+    (one event a message) when batch is 0, else StreamEventBatches with `batch` events a message.
+    Messages are built while the clock runs, as a producer would."""
     per_stream = events // streams
     draws = zipf_ids(ids, per_stream, seed=1)
 
-    async def one(stream: int, stub: pb_grpc.RecommenderStub) -> pb.RecordEventsResponse:
-        def produce() -> object:
-            for i, article in enumerate(draws):
-                yield pb.Event(article_id=article, session_id=f"b{stream}-{i}")
+    def single(stream: int) -> Iterator[pb.Event]:
+        for i, article in enumerate(draws):
+            yield pb.Event(article_id=article, session_id=f"e{stream}-{i}")
 
-        return await stub.StreamEvents(produce())
+    def batched(stream: int) -> Iterator[pb.RecordEventsRequest]:
+        for start in range(0, len(draws), batch):
+            request = pb.RecordEventsRequest()
+            add = request.events.add
+            for i, article in enumerate(draws[start : start + batch], start):
+                add(article_id=article, session_id=f"b{stream}-{i}")
+            yield request
 
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.RecommenderStub(channel)
         started = time.perf_counter()
-        replies = await asyncio.gather(*(one(s, stub) for s in range(streams)))
+        calls = [
+            stub.StreamEventBatches(batched(s)) if batch else stub.StreamEvents(single(s))
+            for s in range(streams)
+        ]
+        replies = await asyncio.gather(*calls)
         elapsed = time.perf_counter() - started
     accepted = sum(r.accepted for r in replies)
     return {
@@ -114,6 +128,8 @@ async def stream_load(target: str, ids: list[str], events: int, streams: int) ->
         "accepted": accepted,
         "events_per_s": accepted / elapsed,
         "seconds": elapsed,
+        "batch": batch,
+        "streams": streams,
     }
 
 
@@ -124,17 +140,19 @@ def main() -> None:
     parser.add_argument(
         "--method",
         default="GetRelated",
-        choices=["GetRelated", "GetPopular", "RecordEvents", "StreamEvents"],
+        choices=["GetRelated", "GetPopular", "RecordEvents", "StreamEvents", "StreamEventBatches"],
     )
     parser.add_argument("--ids", type=Path, required=True, help="file with one article id a line")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1000, help="events per batched message")
     args = parser.parse_args()
     ids = args.ids.read_text().split()
-    if args.method == "StreamEvents":
-        result = asyncio.run(stream_load(args.target, ids, args.events, args.streams))
+    if args.method in ("StreamEvents", "StreamEventBatches"):
+        batch = args.batch if args.method == "StreamEventBatches" else 0
+        result = asyncio.run(stream_load(args.target, ids, args.events, args.streams, batch))
     else:
         result = asyncio.run(
             unary_load(args.target, args.method, ids, args.concurrency, args.duration)

@@ -45,6 +45,8 @@ class ServeBenchConfig:
     concurrency: list[int] = field(default_factory=lambda: [1, 8, 64])
     processes: list[int] = field(default_factory=lambda: [1, 2])
     stream_events: int = 200_000
+    stream_batch: int = 1000
+    """Events per StreamEventBatches message."""
     methods: list[str] = field(default_factory=lambda: ["GetRelated", "GetPopular", "RecordEvents"])
 
 
@@ -102,7 +104,13 @@ def drop_namespace(client: redis.Redis, namespace: str) -> None:
 
 
 def load(
-    target: str, method: str, ids_file: Path, concurrency: int, duration: float, events: int = 0
+    target: str,
+    method: str,
+    ids_file: Path,
+    concurrency: int,
+    duration: float,
+    events: int = 0,
+    batch: int = 1000,
 ) -> dict[str, Any]:
     """One run of the load generator in its own process."""
     command = [
@@ -121,10 +129,39 @@ def load(
         str(duration),
         "--events",
         str(events),
+        "--batch",
+        str(batch),
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+STREAMS = (("stream", "StreamEvents"), ("stream_batches", "StreamEventBatches"))
+"""Result key and method of the two event streams: one event a message, or a batch a message."""
+
+
+def streams(
+    results: dict[str, Any],
+    server: str,
+    target: str,
+    ids_file: Path,
+    config: ServeBenchConfig,
+    log: Any,
+) -> None:
+    """Events/s through StreamEvents and StreamEventBatches (each with its own sessions, so
+    neither deduplicates the other); against the bare server, events/s it merely receives."""
+    for key, method in STREAMS:
+        row = load(
+            target, method, ids_file, 0, 0, events=config.stream_events, batch=config.stream_batch
+        )
+        results[key if server == "newsrec" else f"bare_{key}"] = row
+        per_message = f"{row['batch']:,} events a message" if row["batch"] else "1 event a message"
+        log(
+            f"  {server:8} {method} ({per_message}, {row['streams']} streams): "
+            f"{row['accepted']:,} accepted in {row['seconds']:.1f}s = "
+            f"{row['events_per_s']:,.0f} events/s"
+        )
 
 
 def redis_get_benchmark(url: str, requests: int = 200_000) -> float | None:
@@ -211,16 +248,8 @@ def run(settings: Settings, config: ServeBenchConfig, log: Any = print) -> dict[
                                     f"{row['qps']:8.0f} QPS  p50 {row['p50_ms']:.2f} ms  "
                                     f"p99 {row['p99_ms']:.2f} ms  errors {row['errors']}"
                                 )
-                        if name == "newsrec" and count == config.processes[0]:
-                            stream = load(
-                                target, "StreamEvents", ids_file, 0, 0, events=config.stream_events
-                            )
-                            results["stream"] = stream
-                            log(
-                                f"  StreamEvents: {stream['accepted']:,} accepted in "
-                                f"{stream['seconds']:.1f}s = {stream['events_per_s']:,.0f} "
-                                "events/s"
-                            )
+                        if count == config.processes[0] and config.stream_events:
+                            streams(results, name, target, ids_file, config, log)
         finally:
             drop_namespace(client, namespace)
     results["redis_get_per_s"] = redis_get_benchmark(url)
@@ -252,12 +281,22 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['qps']:,.0f} | {ratio:.2f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} "
             f"| {r['p99_ms']:.2f} |"
         )
-    stream = results.get("stream")
-    if stream:
+    for key, method in STREAMS:
+        stream = results.get(key)
+        if not stream:
+            continue
+        floor = results.get(f"bare_{key}")
+        per_message = f"{stream['batch']:,} events a message" if stream["batch"] else "one event"
         lines += [
             "",
-            f"StreamEvents: {stream['accepted']:,} events accepted in "
-            f"{stream['seconds']:.1f} s = **{stream['events_per_s']:,.0f} events/s**.",
+            f"{method} ({per_message}, {stream['streams']} concurrent streams): "
+            f"{stream['accepted']:,} events accepted into Redis in {stream['seconds']:.1f} s = "
+            f"**{stream['events_per_s']:,.0f} events/s**"
+            + (
+                f"; bare server receiving them: {floor['events_per_s']:,.0f} events/s."
+                if floor
+                else "."
+            ),
         ]
     lines += [
         "",
@@ -315,7 +354,13 @@ def add_commands(benches: Any) -> dict[str, Any]:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     p.add_argument("--concurrency", default="1,8,64", help="calls in flight, comma-separated")
     p.add_argument("--processes", default="1,2", help="server processes, comma-separated")
-    p.add_argument("--stream-events", type=int, default=200_000)
+    p.add_argument(
+        "--stream-events",
+        type=int,
+        default=200_000,
+        help="events through StreamEvents and StreamEventBatches each (0 = skip both)",
+    )
+    p.add_argument("--stream-batch", type=int, default=1000, help="events a batched message")
     p.add_argument("--methods", default="GetRelated,GetPopular,RecordEvents")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--plots", type=Path, help="write QPS and latency plots into DIR")
@@ -333,6 +378,7 @@ def cmd_bench_serve(args: Any) -> int:
         concurrency=[int(c) for c in args.concurrency.split(",")],
         processes=[int(p) for p in args.processes.split(",")],
         stream_events=args.stream_events,
+        stream_batch=args.stream_batch,
         methods=args.methods.split(","),
     )
     results = run(settings, config)
