@@ -34,9 +34,10 @@ from __future__ import annotations
 import io
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import numpy as np
@@ -234,26 +235,48 @@ CORPUS_CHUNK_BYTES = 32 << 20
 """Corpus blobs are split so no single Redis value grows past a few tens of MB."""
 
 
+def write_corpus(
+    out: BinaryIO,
+    ids: list[str],
+    matrix: sp.csr_matrix,
+    kth: NDArray[np.float32],
+    extras: dict[str, NDArray[Any]] | None = None,
+) -> None:
+    """Article vectors, their ids, each list's K-th score and any extra arrays (the LSA part),
+    as one .npz written to `out` (a file at a million articles: the blob is several GB)."""
+    arrays: dict[str, Any] = {f"extra_{k}": v for k, v in (extras or {}).items()}
+    np.savez(
+        out,
+        **arrays,
+        ids=np.asarray(ids),
+        data=matrix.data.astype(np.float32, copy=False),
+        indices=matrix.indices.astype(np.int32, copy=False),
+        indptr=matrix.indptr.astype(np.int64, copy=False),
+        shape=np.asarray(matrix.shape, dtype=np.int64),
+        kth=kth.astype(np.float32, copy=False),
+    )
+
+
+def corpus_chunk_count(size: int) -> int:
+    """How many Redis values a corpus blob of `size` bytes takes."""
+    return -(-size // CORPUS_CHUNK_BYTES)
+
+
+def read_corpus_chunks(path: Path) -> Iterator[bytes]:
+    """The corpus blob in a file, one Redis value at a time."""
+    with path.open("rb") as handle:
+        yield from iter(lambda: handle.read(CORPUS_CHUNK_BYTES), b"")
+
+
 def encode_corpus(
     ids: list[str],
     matrix: sp.csr_matrix,
     kth: NDArray[np.float32],
     extras: dict[str, NDArray[Any]] | None = None,
 ) -> list[bytes]:
-    """Article vectors, their ids, each list's K-th score and any extra arrays (the LSA part),
-    as chunks of one .npz blob."""
+    """write_corpus's blob in memory, as the chunks Redis stores."""
     buffer = io.BytesIO()
-    arrays: dict[str, Any] = {f"extra_{k}": v for k, v in (extras or {}).items()}
-    np.savez(
-        buffer,
-        **arrays,
-        ids=np.asarray(ids),
-        data=matrix.data.astype(np.float32),
-        indices=matrix.indices.astype(np.int32),
-        indptr=matrix.indptr.astype(np.int64),
-        shape=np.asarray(matrix.shape, dtype=np.int64),
-        kth=kth.astype(np.float32),
-    )
+    write_corpus(buffer, ids, matrix, kth, extras)
     blob = buffer.getvalue()
     return [blob[i : i + CORPUS_CHUNK_BYTES] for i in range(0, len(blob), CORPUS_CHUNK_BYTES)]
 
@@ -261,7 +284,7 @@ def encode_corpus(
 Corpus = tuple[list[str], sp.csr_matrix, NDArray[np.float32], dict[str, NDArray[Any]]]
 
 
-def decode_corpus(chunks: list[bytes]) -> Corpus:
+def decode_corpus(chunks: Sequence[bytes]) -> Corpus:
     """Inverse of encode_corpus; loads without pickle, so it never runs code."""
     with np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) as data:
         shape = tuple(int(x) for x in data["shape"])

@@ -90,9 +90,13 @@ def duplicate_counts(texts: list[str]) -> sp.csr_matrix:
     return sp.csr_matrix(hasher.transform(texts), dtype=np.float32)
 
 
-def duplicate_vectors(counts: sp.csr_matrix, idf: NDArray[np.float32]) -> sp.csr_matrix:
-    """L2-normalised sublinear-tf x idf rows from hashed counts."""
-    weighted = counts.copy()
-    weighted.data = (1.0 + np.log(weighted.data)).astype(np.float32)
-    weighted = weighted @ sp.diags(idf.astype(np.float32))
-    return sp.csr_matrix(normalize(weighted), dtype=np.float32)
+def duplicate_vectors(
+    counts: sp.csr_matrix, idf: NDArray[np.float32], copy: bool = True
+) -> sp.csr_matrix:
+    """L2-normalised sublinear-tf x idf rows from hashed counts (in place with copy=False)."""
+    weighted = sp.csr_matrix(counts, dtype=np.float32, copy=copy)
+    data = weighted.data
+    np.log(data, out=data)
+    data += np.float32(1.0)
+    data *= idf.astype(np.float32)[weighted.indices]
+    return sp.csr_matrix(normalize(weighted, copy=False), dtype=np.float32)

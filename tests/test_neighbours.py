@@ -151,7 +151,7 @@ def training_vectors(path: Path) -> tuple[Vectors, list[str]]:
     params = RelatedParams()
     _, matrix = fit_transform(articles, params)
     vectors = article_vectors(matrix, fit_lsa(matrix, params), params.lsa_weight)
-    return (vectors.sparse, vectors.dense), [a.sections[0] for a in articles]
+    return vectors.scaled(), [a.sections[0] for a in articles]
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,13 @@ def test_versions_rollback_and_retention(
     assert {"vectorizer.json", "neighbours.npz", "vectors.npz", "popular.json"} <= {
         p.name for p in (settings.model_dir / versions[3]).iterdir()
     }
+    # The corpus blob goes to Redis from the model folder's corpus.npz, chunk by chunk.
+    blob = (settings.model_dir / versions[3] / "corpus.npz").read_bytes()
+    chunks = [
+        bytes(client.get(keys.corpus_chunk(versions[3], n)) or b"")  # type: ignore[arg-type]
+        for n in range(manifest["corpus_chunks"])
+    ]
+    assert manifest["corpus_chunks"] >= 1 and b"".join(chunks) == blob
 
 
 def test_bad_input_publishes_nothing(

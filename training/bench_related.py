@@ -17,6 +17,7 @@ import os
 import platform
 import resource
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from training.memory import TreeRssSampler, release_memory, tree_rss_mb
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -61,7 +64,12 @@ class Probe:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            took = time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + took
+            # As it happens, so a run that dies (out of memory, say) still tells how far it got.
+            print(f"[bench] {name}: {took:.1f} s, peak RSS {peak_rss_mb():,.0f} MB, "
+                  f"RSS now (with workers) {tree_rss_mb():,.0f} MB",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
     def feedback_seconds(self) -> float:
         return sum(v for k, v in self.seconds.items() if k.startswith("LSA feedback"))
@@ -75,18 +83,23 @@ class Probe:
         cfg = self.config
 
         def top_candidates(
-            vectors: Any, k: int, allowed: Any = None, recency: Any = None, progress: bool = False
+            vectors: Any,
+            k: int,
+            allowed: Any = None,
+            recency: Any = None,
+            progress: bool = False,
+            **passed: int,
         ) -> Any:
             if recency is not None:  # recency rules are not in the pruned search: exact, timed
                 with self.timed("neighbours (exact: recency rules on)"):
                     return saved["top_candidates"](vectors, k, allowed, recency, progress)
             main = isinstance(vectors, related.ArticleVectors)
             sparse, dense, weight = (
-                (vectors.sparse, vectors.dense, None) if main else (vectors, None, 0.0)
+                (vectors.sparse, vectors.dense, vectors.weight) if main else (vectors, None, 0.0)
             )
             width = max(0, min(k, sparse.shape[0] - 1))
             stage = f"neighbours (k={width})" if main else f"LSA feedback neighbours (k={width})"
-            knobs: dict[str, Any] = dict(cfg.knobs)
+            knobs: dict[str, Any] = {**passed, **cfg.knobs}
             with self.timed(stage):
                 found = search(sparse, width, dense, weight, method=cfg.method, allowed=allowed,
                                n_jobs=cfg.n_jobs, progress=progress, **knobs)  # fmt: skip
@@ -98,10 +111,10 @@ class Probe:
             with self.timed(f"duplicates: search (>= {threshold})"):
                 return pairs_above(matrix, threshold, cfg.n_jobs, progress)
 
-        def fit_transform(articles: Any, params: Any) -> Any:
+        def vectorise(articles: Any, *args: Any, **kwargs: Any) -> Any:
             self.captured["sections"] = [a.sections[0] if a.sections else "" for a in articles]
-            with self.timed("vectorise: TF-IDF"):
-                return saved["fit_transform"](articles, params)
+            with self.timed("vectorise: TF-IDF and duplicate counts"):
+                return saved["vectorise"](articles, *args, **kwargs)
 
         def fit_lsa(matrix: Any, params: Any, progress: bool = False) -> Any:
             nested = self.feedback_seconds()
@@ -113,11 +126,11 @@ class Probe:
             )
             return fitted
 
-        def fit_duplicate_vectors(articles: Any) -> Any:
+        def duplicate_vectors_of(counts: Any) -> Any:
             with self.timed("duplicates: vectors"):
-                return saved["fit_duplicate_vectors"](articles)
+                return saved["duplicate_vectors_of"](counts)
 
-        probes = [top_candidates, duplicate_pairs, fit_transform, fit_lsa, fit_duplicate_vectors]
+        probes = [top_candidates, duplicate_pairs, vectorise, fit_lsa, duplicate_vectors_of]
         saved = {probe.__name__: getattr(related, probe.__name__) for probe in probes}
         for probe in probes:
             setattr(related, probe.__name__, probe)
@@ -200,7 +213,13 @@ def run_path(config: BenchConfig, path: Path, probe: Probe) -> dict[str, float]:
                 articles=path, model_dir=Path(tmp), related=params, progress=config.progress,
                 publish_batch=settings.publish_batch,
             )  # fmt: skip
-            result = train(train_config, client, Keys(namespace), log=lambda _: None)
+
+            def log(line: str) -> None:
+                print(f"[bench] train: {line} (RSS now, with workers: {tree_rss_mb():,.0f} MB, "
+                      f"peak of this process {peak_rss_mb():,.0f} MB)", file=sys.stderr,
+                      flush=True)  # fmt: skip
+
+            result = train(train_config, client, Keys(namespace), log=log)
         return dict(result.stage_seconds)
     finally:  # the throwaway namespace goes, whatever happened
         stale = list(client.scan_iter(match=f"{namespace}:*", count=1000))
@@ -219,9 +238,11 @@ def quality(config: BenchConfig, probe: Probe) -> dict[str, Any]:
     ours = probe.captured["found"][0]
     n = len(ours)
     sample = np.sort(np.random.default_rng(config.seed).choice(n, min(config.sample, n), False))
-    data = vectors.sparse
-    if vectors.dense is not None:  # rows of norm 1, so cosine = the blended similarity
-        data = sp.hstack([vectors.sparse, sp.csr_matrix(vectors.dense)], format="csr")
+    sparse, dense = vectors.scaled()
+    data = sparse
+    if dense is not None:  # rows of norm 1, so cosine = the blended similarity
+        data = sp.hstack([sparse, sp.csr_matrix(dense)], format="csr")
+    del sparse, dense
     width = min(n, config.k + 51)  # the extra absorb the article itself and hidden duplicates
     start = time.perf_counter()
     brute = NearestNeighbors(n_neighbors=width, metric="cosine", algorithm="brute")
@@ -260,7 +281,8 @@ def quality(config: BenchConfig, probe: Probe) -> dict[str, Any]:
         for value in values:
             knobs: dict[str, Any] = config.knobs | {knob: value}
             start = time.perf_counter()
-            again = search(vectors.sparse, ours.shape[1], vectors.dense, None, method="pruned",
+            again = search(vectors.sparse, ours.shape[1], vectors.dense, vectors.weight,
+                           method="pruned",
                            allowed=allowed, n_jobs=config.n_jobs, **knobs)[0][sample]  # fmt: skip
             took = time.perf_counter() - start
             result["sweep"].append(
@@ -277,15 +299,19 @@ def run(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, An
     figures["corpus"] = str(path)
     probe = Probe(config)
     start = time.perf_counter()
-    stages = run_path(config, path, probe)
+    with TreeRssSampler() as sampled:  # workers' memory counts too
+        stages = run_path(config, path, probe)
     total = time.perf_counter() - start
     if "neighbours" not in " ".join(probe.seconds) or "found" not in probe.captured:
         raise RuntimeError("the training path no longer calls related.top_candidates: re-wire")
     timings: dict[str, float | None] = {"generate corpus": generated}
     timings |= _stage_table(stages, probe.seconds)
-    figures |= {"stages": timings, "end_to_end_seconds": total, "peak_rss_mb": peak_rss_mb()}
+    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    figures |= {"stages": timings, "end_to_end_seconds": total, "peak_rss_mb": peak_rss_mb(),
+                "peak_tree_rss_mb": sampled.peak, "peak_worker_rss_mb": worker_peak}  # fmt: skip
     figures["neighbours_seconds"] = probe.seconds[probe.captured["stage"]]
     figures["articles"] = len(probe.captured["found"][0])
+    release_memory()  # the path's garbage, before sklearn's brute force needs ~3x the vectors
     figures["quality"] = quality(config, probe)
     figures["speedup"] = (
         figures["quality"]["sklearn_seconds_extrapolated"] / figures["neighbours_seconds"]
@@ -325,7 +351,10 @@ def table(figures: dict[str, Any]) -> str:
         lines.append(f"  {name:<46}{'reused' if seconds is None else f'{seconds:.1f}':>10}")
     lines += [
         f"  {'end to end (all but generate)':<46}{figures['end_to_end_seconds']:>10.1f}",
-        f"peak RSS {figures['peak_rss_mb']:,.0f} MB",
+        f"peak RSS {figures['peak_rss_mb']:,.0f} MB (this process, exact); with its worker "
+        f"processes (PSS, sampled every 0.5-6 s): {figures.get('peak_tree_rss_mb', 0):,.0f} MB; "
+        f"largest worker's own peak RSS (shared pages included) "
+        f"{figures.get('peak_worker_rss_mb', 0):,.0f} MB",
         f"quality on {q['sample']:,} sampled queries, exact = sklearn brute cosine, same vectors:",
         f"  recall@10 {q['recall@10']:.4f}   recall@{cfg['k']} {q['recall@k']:.4f}   "
         f"P@10 (same section) exact {q['p@10_exact']:.4f} ours {q['p@10_ours']:.4f}",
@@ -412,8 +441,6 @@ def add_commands(benches: Any) -> dict[str, Handler]:
 
 def cmd_bench_related(args: argparse.Namespace) -> int:
     """Handler of `newsrec bench related`."""
-    import sys
-
     runs = [json.loads(path.read_text()) for path in args.runs]
     if args.articles is None and args.corpus is None and not runs:
         raise ValueError("give --articles N (or --corpus DIR, or --runs FILE... to plot)")

@@ -32,8 +32,16 @@ def fit_duplicate_vectors(
 ) -> tuple[sp.csr_matrix, NDArray[np.float32]]:
     """Full-vocabulary rows of the articles and the idf over hash buckets that made them."""
     counts = duplicate_counts([document_text(a, 1) for a in articles])
+    return duplicate_vectors_of(counts)
+
+
+def duplicate_vectors_of(
+    counts: sp.csr_matrix,
+) -> tuple[sp.csr_matrix, NDArray[np.float32]]:
+    """Rows and idf from hashed counts (textvectors.duplicate_counts); weighs `counts` in place
+    (at a million articles a copy is over a GB)."""
     idf = TfidfTransformer(sublinear_tf=True).fit(counts).idf_.astype(np.float32)
-    return duplicate_vectors(counts, idf), idf
+    return duplicate_vectors(counts, idf, copy=False), idf
 
 
 def duplicate_pairs(

@@ -93,11 +93,14 @@ def search(
     """Per row, the k most similar other rows (only `allowed` ones if given), best first.
 
     Returns int32 indices and float32 exact blended scores, both [N, k]; -1 and 0 pad rows with
-    fewer than k neighbours of positive similarity. `knobs` are PrunedParams fields.
+    fewer than k neighbours of positive similarity. `knobs` are PrunedParams fields. Sorts the
+    column indices of tfidf's rows in place (the same matrix).
     """
     corpus = _Corpus.of(tfidf, dense, dense_weight, allowed)
     if method == "auto":
         method = "exact" if corpus.n < AUTO_EXACT_BELOW else "pruned"
+        if method == "exact":
+            knobs = {}  # they tune the pruned search; exact needs none
     if method == "exact":
         if knobs:
             raise ValueError(f"the exact method takes no knobs, got {sorted(knobs)}")
@@ -132,9 +135,10 @@ class _Corpus:
         weight: float | None,
         allowed: NDArray[np.bool_] | None,
     ) -> _Corpus:
-        x = sp.csr_matrix(tfidf, dtype=np.float32)
-        if not x.has_sorted_indices:  # elementwise products need sorted rows; don't touch caller's
-            x = x.sorted_indices()
+        x = sp.csr_matrix(tfidf, dtype=np.float32)  # shares the caller's arrays when it can
+        # Row products merge sorted rows fast. Sorting in place leaves the matrix the same and
+        # spares a copy of it (2.4 GB at 1M articles).
+        x.sort_indices()
         n = x.shape[0]
         if weight is not None and (not 0.0 <= weight <= 1.0 or (dense is None and weight > 0)):
             raise ValueError("dense_weight must be in [0, 1], and 0 without a dense part")

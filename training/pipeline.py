@@ -9,22 +9,23 @@ import resource
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import redis
+from numpy.typing import NDArray
 
 from recommender.domain import Article
-from recommender.store import Candidate, Keys, encode_corpus
+from recommender.store import Candidate, Keys, corpus_chunk_count, write_corpus
 from recommender.textmodel import vectorizer_to_json
 from training import publish as pub
 from training.halflife import fit_for_training
 from training.live_state import clear_folded, merge_articles, read_live_state
-from training.related import RelatedModel, RelatedParams, fit_related
+from training.related import RelatedLists, RelatedModel, RelatedParams, fit_related
 from training.sources import ArticleSet, EventLog, read_articles, read_events
 from training.trending import (
     TrendingParams,
@@ -99,16 +100,42 @@ class StageTimer:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
+@dataclass(frozen=True)
+class CandidateLists(Sequence[list[Candidate]]):
+    """Each article's related list with every item's id and sections, built when read (publish
+    streams them), so a million lists never sit in memory as Python objects at once."""
+
+    articles: Sequence[Article]
+    lists: RelatedLists
+
+    def __len__(self) -> int:
+        return len(self.lists)
+
+    @overload
+    def __getitem__(self, row: int) -> list[Candidate]: ...
+    @overload
+    def __getitem__(self, row: slice) -> list[list[Candidate]]: ...
+    def __getitem__(self, row: int | slice) -> Any:
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        return [(self.articles[j].id, s, self.articles[j].sections) for j, s in self.lists[row]]
+
+    def kth_scores(self, k: int) -> NDArray[np.float32]:
+        """Each list's k-th score, 0 for lists shorter than k: what a live upsert must beat."""
+        full = self.lists.lengths() >= k
+        return np.where(full, self.lists.scores[:, k - 1], 0.0).astype(np.float32)
+
+
 def build_related(
-    articles: list[Article], params: RelatedParams, progress: bool
-) -> tuple[RelatedModel, list[list[Candidate]]]:
-    """Fit TF-IDF (+ LSA) and turn neighbours into per-article candidate lists."""
-    model = fit_related(articles, params, params.top_k + CANDIDATE_MARGIN, progress)
-    related = [
-        [(articles[j].id, score, articles[j].sections) for j, score in chosen]
-        for chosen in model.lists
-    ]
-    return model, related
+    articles: list[Article], params: RelatedParams, progress: bool, release_text: bool = False
+) -> tuple[RelatedModel, CandidateLists]:
+    """Fit TF-IDF (+ LSA) and turn neighbours into per-article candidate lists. With
+    release_text, article bodies are dropped from `articles` once vectorised (see
+    training/vectorise.py)."""
+    model = fit_related(
+        articles, params, params.top_k + CANDIDATE_MARGIN, progress, release_text=release_text
+    )
+    return model, CandidateLists(articles, model.lists)
 
 
 def _input_meta(path: Path, fmt: str, rows: int, bad: int) -> dict[str, Any]:
@@ -125,6 +152,20 @@ def train(
     config: TrainConfig, client: redis.Redis, keys: Keys, log: Callable[[str], None] = print
 ) -> TrainResult:
     """Run the whole job and publish; raises (leaving the live version alone) on any failure."""
+    config.model_dir.mkdir(parents=True, exist_ok=True)
+    # Scratch files beside the model folders (a hidden name, so pruning skips it): moving them
+    # into the new model folder is a rename, not a copy of gigabytes.
+    with tempfile.TemporaryDirectory(prefix=".scratch-", dir=config.model_dir) as scratch:
+        return _train(config, client, keys, log, Path(scratch))
+
+
+def _train(
+    config: TrainConfig,
+    client: redis.Redis,
+    keys: Keys,
+    log: Callable[[str], None],
+    scratch: Path,
+) -> TrainResult:
     timer = StageTimer(log)
     with timer.stage("read articles"):
         article_set = read_articles(config.articles, config.format, config.max_bad_rows)
@@ -137,15 +178,17 @@ def train(
                 config.clicks, config.format, {a.id for a in articles}, config.max_bad_rows
             )
     with timer.stage("fit TF-IDF and related lists"):
-        fitted, related = build_related(articles, config.related, config.progress)
+        # The related stage drops each body once vectorised (at 1M articles bodies hold about
+        # 3.5 GB); the export's own list would keep them alive, so it becomes the corpus list.
+        article_set.articles = articles
+        fitted, related = build_related(
+            articles, config.related, config.progress, release_text=True
+        )
         vectorizer, matrix, arrays = fitted.vectorizer, fitted.matrix, fitted.arrays
-        kth = np.asarray(
-            [c[-1][1] if len(c) >= config.related.top_k else 0.0 for c in related],
-            dtype=np.float32,
-        )
-        corpus_chunks = encode_corpus(
-            [a.id for a in articles], matrix, kth, fitted.serving_arrays()
-        )
+        kth = related.kth_scores(config.related.top_k)
+        corpus_path = scratch / "corpus.npz"  # streamed to Redis from disk: GBs at 1M articles
+        with corpus_path.open("wb") as out:
+            write_corpus(out, [a.id for a in articles], matrix, kth, fitted.serving_arrays())
         vectorizer_json = json.dumps(
             vectorizer_to_json(vectorizer, config.related.title_weight), separators=(",", ":")
         ).encode()
@@ -166,7 +209,7 @@ def train(
         "articles": len(articles),
         "live_upserts_folded": folded,
         "taken_down_dropped": dropped,
-        "corpus_chunks": len(corpus_chunks),
+        "corpus_chunks": corpus_chunk_count(corpus_path.stat().st_size),
         "clicks": int(events.clicks) if events is not None else 0,
         "vocabulary": len(vectorizer.vocabulary_),
         "duplicate_pairs": len(arrays["duplicate_pairs"]),
@@ -189,10 +232,10 @@ def train(
         )
         meta["inputs"]["clicks"]["unknown_article_ids"] = events.unknown_ids
     model = pub.BuiltModel(
-        version, articles, related, popular, meta, arrays, matrix, vectorizer_json, corpus_chunks
+        version, articles, related, popular, meta, arrays, matrix, vectorizer_json, corpus_path
     )
-    with timer.stage("write model folder"), tempfile.TemporaryDirectory() as tmp:
-        vectorizer_path = Path(tmp) / "vectorizer.json"
+    with timer.stage("write model folder"):
+        vectorizer_path = scratch / "vectorizer.json"
         vectorizer_path.write_bytes(vectorizer_json)
         meta["timing_seconds"] = timer.seconds
         meta["peak_rss_mb"] = round(peak_rss_mb(), 1)

@@ -8,7 +8,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,8 @@ from recommender import store
 from recommender.domain import Article
 from recommender.store import Candidate, Keys, PopularList
 
+PIPELINE_BYTES = 64 << 20
+"""A publish round trip carries at most about this many bytes of values."""
 STALE_PENDING_SECONDS = 6 * 3600.0
 """A version still pending after this long was left by a killed run and may be deleted."""
 
@@ -43,15 +45,16 @@ class BuiltModel:
 
     version: str
     articles: list[Article]
-    related: list[list[Candidate]]
+    related: Sequence[list[Candidate]]
     popular: dict[str, PopularList]
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     vectors: sp.csr_matrix | None = None
     vectorizer_json: bytes = b""
-    corpus_chunks: list[bytes] = field(default_factory=list)
-    """Vectors, ids and K-th related scores (store.encode_corpus): what live upserts score
-    against on any replica."""
+    corpus_path: Path | None = None
+    """The .npz of vectors, ids and K-th related scores (store.write_corpus): what live upserts
+    score against on any replica. Moved into the model folder as corpus.npz, and published to
+    Redis from there in chunks."""
 
 
 def write_model_dir(model: BuiltModel, model_dir: Path, vectorizer_json: Path) -> Path:
@@ -63,6 +66,9 @@ def write_model_dir(model: BuiltModel, model_dir: Path, vectorizer_json: Path) -
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     shutil.move(str(vectorizer_json), partial / "vectorizer.json")
+    if model.corpus_path is not None:
+        shutil.move(str(model.corpus_path), partial / "corpus.npz")
+        model.corpus_path = final / "corpus.npz"
     if model.vectors is not None:
         sp.save_npz(partial / "vectors.npz", model.vectors)
     np.savez_compressed(partial / "neighbours.npz", **model.arrays)  # type: ignore[arg-type]
@@ -94,8 +100,9 @@ def _records(model: BuiltModel, keys: Keys) -> Iterator[tuple[str, bytes]]:
         yield keys.popular(version, section), store.encode_popular(popular)
     if model.vectorizer_json:
         yield keys.vectorizer(version), model.vectorizer_json
-    for n, chunk in enumerate(model.corpus_chunks):
-        yield keys.corpus_chunk(version, n), chunk
+    if model.corpus_path is not None:
+        for n, chunk in enumerate(store.read_corpus_chunks(model.corpus_path)):
+            yield keys.corpus_chunk(version, n), chunk
 
 
 def publish(
@@ -114,14 +121,19 @@ def publish(
     if client.exists(keys.meta(version)):
         raise ValueError(f"version {version} is already published")
     client.zadd(keys.pending, {version: time.time()})
-    total = 2 * len(model.articles) + len(model.popular) + 1 + len(model.corpus_chunks)
+    chunks = model.meta.get("corpus_chunks", 0)
+    total = 2 * len(model.articles) + len(model.popular) + 1 + chunks
     bar = tqdm(total=total, desc="publish", unit="key", disable=not progress)
     pipe = client.pipeline(transaction=False)
-    for n, (key, value) in enumerate(_records(model, keys), start=1):
+    queued, queued_bytes = 0, 0
+    for key, value in _records(model, keys):
         pipe.set(key, value)
-        if n % batch_size == 0:
+        queued, queued_bytes = queued + 1, queued_bytes + len(value)
+        # Bounded by bytes too: a batch of 32 MB corpus chunks would hold GBs in the client.
+        if queued == batch_size or queued_bytes >= PIPELINE_BYTES:
             pipe.execute()
-            bar.update(batch_size)
+            bar.update(queued)
+            queued, queued_bytes = 0, 0
     pipe.execute()
     bar.update(max(0, total - bar.n))
     bar.close()

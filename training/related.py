@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,22 +23,29 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from tqdm import tqdm
 
 from recommender.domain import Article
-from recommender.textmodel import document_text
 from recommender.textvectors import blend_scales, feedback_rows, lsa_from_raw, lsa_raw
 from training.duplicates import (
     block_rows,
     duplicate_groups,
     duplicate_pairs,
+    duplicate_vectors_of,
     earliest_members,
-    fit_duplicate_vectors,
 )
+from training.memory import release_memory
 from training.neighbours import search
+from training.vectorise import vectorise
 
 __all__ = ["duplicate_groups"]  # re-exported for callers of the older API
 
 LETTERS_ONLY = r"(?u)\b[^\W\d_][^\W\d_]+\b"
 LSA_FIT_ROWS = 20_000
 """The SVD is fitted on at most this many evenly spaced articles, then applied to all."""
+FEEDBACK_SEARCH: dict[str, Any] = {"candidates": 30, "expand": 0}
+"""Pruned-search knobs of the feedback neighbours (20k+ articles): they only lend vocabulary to
+the LSA part, so a lighter search than the lists' own (100 candidates and a second pass) does;
+at 1M articles the default search took 10 minutes on 2 cores."""
+LSA_BLOCK_ROWS = 50_000
+"""Rows projected at a time."""
 DAY = 86_400.0
 
 
@@ -115,10 +122,11 @@ def fit_transform(
     articles: Sequence[Article], params: RelatedParams
 ) -> tuple[TfidfVectorizer, sp.csr_matrix]:
     """Fit TF-IDF on the corpus; rows of the result are L2-normalised article vectors."""
-    texts = [document_text(a, params.title_weight) for a in articles]
-    vectorizer = make_vectorizer(params, len(texts))
-    matrix = vectorizer.fit_transform(texts)
-    return vectorizer, sp.csr_matrix(matrix, dtype=np.float32)
+    fitted = vectorise(
+        list(articles), make_vectorizer(params, len(articles)), params.title_weight,
+        duplicates=False,
+    )  # fmt: skip
+    return fitted.vectorizer, fitted.tfidf
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,9 @@ def fit_lsa(matrix: sp.csr_matrix, params: RelatedParams, progress: bool = False
     if dims < 1:
         return None
     if params.prf_neighbours > 0 and params.prf_weight > 0:
-        feedback = top_candidates(matrix, params.prf_neighbours, progress=progress).indices
+        feedback = top_candidates(
+            matrix, params.prf_neighbours, progress=progress, **FEEDBACK_SEARCH
+        ).indices
     else:
         feedback = np.zeros((n_docs, 0), dtype=np.int32)
     sample = np.unique(np.linspace(0, n_docs - 1, min(n_docs, LSA_FIT_ROWS)).astype(np.int64))
@@ -158,19 +168,32 @@ def fit_lsa(matrix: sp.csr_matrix, params: RelatedParams, progress: bool = False
     svd = TruncatedSVD(dims, algorithm="randomized", random_state=0)
     svd.fit(expanded[:, terms])
     components = svd.components_.astype(np.float32)
-    raw = lsa_raw(matrix, terms, components)
-    vectors = lsa_from_raw(raw, raw, feedback, params.prf_weight if len(feedback.T) else 0.0)
+    # In blocks of rows: whole-corpus temporaries (the column subset, the gathered feedback
+    # rows) would take several GB at a million articles.
+    raw = np.empty((n_docs, dims), dtype=np.float32)
+    vectors = np.empty((n_docs, dims), dtype=np.float32)
+    weight = params.prf_weight if len(feedback.T) else 0.0
+    for start in range(0, n_docs, LSA_BLOCK_ROWS):
+        raw[start : start + LSA_BLOCK_ROWS] = lsa_raw(
+            matrix[start : start + LSA_BLOCK_ROWS], terms, components
+        )
+    for start in range(0, n_docs, LSA_BLOCK_ROWS):
+        stop = start + LSA_BLOCK_ROWS
+        vectors[start:stop] = lsa_from_raw(raw[start:stop], raw, feedback[start:stop], weight)
     return Lsa(feedback, terms, components, vectors, raw)
 
 
 @dataclass
 class ArticleVectors:
-    """Rows whose dot products are the blended similarity: a scaled sparse TF-IDF part and an
-    optional scaled dense LSA part (the concatenation, kept in two pieces so that the dense
-    columns never enter a sparse product)."""
+    """The blended similarity's two parts, unscaled: L2-normalised TF-IDF rows and optional
+    L2-normalised LSA rows with their weight w; similarity = (1 - w) * sparse dot + w * dense
+    dot. The parts are kept apart (the dense columns never enter a sparse product) and never
+    copied scaled (a scaled TF-IDF copy is 2.4 GB at a million articles)."""
 
     sparse: sp.csr_matrix
     dense: NDArray[np.float32] | None = None
+    weight: float = 0.0
+    """Share of the dense part (0 without one)."""
     _sparse_t: sp.csc_matrix | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -182,17 +205,27 @@ class ArticleVectors:
             self._sparse_t = self.sparse.T.tocsc()
         sims = np.asarray((self.sparse[start:stop] @ self._sparse_t).toarray(), dtype=np.float32)
         if self.dense is not None:
-            sims += self.dense[start:stop] @ self.dense.T
+            sims *= np.float32(1.0 - self.weight)
+            sims += np.float32(self.weight) * (self.dense[start:stop] @ self.dense.T)
         return sims
+
+    def scaled(self) -> tuple[sp.csr_matrix, NDArray[np.float32] | None]:
+        """Copies scaled so that plain dot products of their concatenated rows are the blended
+        similarity (for brute-force references)."""
+        if self.dense is None:
+            return self.sparse, None
+        tfidf_scale, dense_scale = blend_scales(self.weight)
+        return (
+            sp.csr_matrix(self.sparse * np.float32(tfidf_scale)),
+            self.dense * np.float32(dense_scale),
+        )
 
 
 def article_vectors(matrix: sp.csr_matrix, lsa: Lsa | None, lsa_weight: float) -> ArticleVectors:
     """The search rows for TF-IDF rows and a fitted LSA (or TF-IDF alone)."""
     if lsa is None:
         return ArticleVectors(matrix)
-    tfidf_scale, lsa_scale = blend_scales(lsa_weight)
-    dense = lsa.vectors * np.float32(lsa_scale)
-    return ArticleVectors(sp.csr_matrix(matrix * np.float32(tfidf_scale)), dense)
+    return ArticleVectors(matrix, lsa.vectors, lsa_weight)
 
 
 @dataclass(frozen=True)
@@ -244,6 +277,7 @@ def top_candidates(
     allowed: NDArray[np.bool_] | None = None,
     recency: Recency | None = None,
     progress: bool = False,
+    **knobs: Any,
 ) -> Neighbours:
     """Top-k per row by similarity (self excluded; only `allowed` columns if given).
 
@@ -256,7 +290,8 @@ def top_candidates(
     n = len(vectors)
     k = max(0, min(k, n - 1))
     if recency is None and k > 0:
-        found = search(vectors.sparse, k, vectors.dense, None, allowed=allowed, progress=progress)
+        found = search(vectors.sparse, k, vectors.dense, vectors.weight, allowed=allowed,
+                       progress=progress, **knobs)  # fmt: skip
         return Neighbours(indices=found[0], scores=found[1])
     indices = np.full((n, k), -1, dtype=np.int32)
     scores = np.zeros((n, k), dtype=np.float32)
@@ -279,27 +314,64 @@ def top_candidates(
     return Neighbours(indices=indices, scores=scores)
 
 
+@dataclass(frozen=True)
+class RelatedLists(Sequence[list[tuple[int, float]]]):
+    """Every article's list as two arrays (a million lists of Python tuples would take ~5 GB):
+    row i holds up to top_k (index, score), best first, padded with -1 and 0."""
+
+    indices: NDArray[np.int32]
+    scores: NDArray[np.float32]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, row: int) -> list[tuple[int, float]]: ...
+    @overload
+    def __getitem__(self, row: slice) -> list[list[tuple[int, float]]]: ...
+    def __getitem__(self, row: int | slice) -> Any:
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        idx, sc = self.indices[row], self.scores[row]
+        n = int(np.count_nonzero(idx >= 0))
+        return list(zip(idx[:n].tolist(), sc[:n].tolist(), strict=True))
+
+    def lengths(self) -> NDArray[np.int64]:
+        """Items in each list."""
+        return np.count_nonzero(self.indices >= 0, axis=1)
+
+
 def related_lists(
-    neighbours: Neighbours, groups: NDArray[np.int64], top_k: int
-) -> list[list[tuple[int, float]]]:
+    neighbours: Neighbours, groups: NDArray[np.int64], top_k: int, block: int = 65_536
+) -> RelatedLists:
     """Per article: up to top_k (index, score), best first, one article per duplicate group and
     none from the article's own group (the same story republished is not 'related')."""
-    result: list[list[tuple[int, float]]] = []
-    for row, (idx, sc) in enumerate(zip(neighbours.indices, neighbours.scores, strict=True)):
-        seen = {int(groups[row])}
-        chosen: list[tuple[int, float]] = []
-        for j, s in zip(idx.tolist(), sc.tolist(), strict=True):
-            if j < 0:
-                break
-            group = int(groups[j])
-            if group in seen:
-                continue
-            seen.add(group)
-            chosen.append((j, s))
-            if len(chosen) == top_k:
-                break
-        result.append(chosen)
-    return result
+    n, width = neighbours.indices.shape
+    indices = np.full((n, top_k), -1, dtype=np.int32)
+    scores = np.zeros((n, top_k), dtype=np.float32)
+    for start in range(0, n, block):  # blocks bound the int64 temporaries
+        stop = min(start + block, n)
+        idx = neighbours.indices[start:stop].astype(np.int64)
+        group = np.where(idx >= 0, groups[np.maximum(idx, 0)], -1)
+        keep = (idx >= 0) & (group != groups[start:stop, None])
+        # The first candidate of each group in a row wins: sort by (row, group, position).
+        rows = np.broadcast_to(np.arange(stop - start)[:, None], idx.shape)
+        pos = np.broadcast_to(np.arange(width), idx.shape)
+        order = np.lexsort((pos.ravel(), group.ravel(), rows.ravel()))
+        flat_group, flat_row = group.ravel()[order], rows.ravel()[order]
+        repeat = np.zeros(len(order), dtype=bool)
+        repeat[1:] = (flat_group[1:] == flat_group[:-1]) & (flat_row[1:] == flat_row[:-1])
+        keep.ravel()[order[repeat]] = False
+        # Kept candidates move to the front of their row, in their original order.
+        front = np.argsort(~keep, axis=1, kind="stable")[:, :top_k]
+        kept = np.take_along_axis(keep, front, axis=1)
+        indices[start:stop, : front.shape[1]] = np.where(
+            kept, np.take_along_axis(idx, front, axis=1), -1
+        )
+        scores[start:stop, : front.shape[1]] = np.where(
+            kept, np.take_along_axis(neighbours.scores[start:stop], front, axis=1), 0.0
+        )
+    return RelatedLists(indices, scores)
 
 
 @dataclass
@@ -309,7 +381,7 @@ class RelatedModel:
     vectorizer: TfidfVectorizer
     matrix: sp.csr_matrix
     """L2-normalised TF-IDF rows (the LSA part is recomputed from them and the saved arrays)."""
-    lists: list[list[tuple[int, float]]]
+    lists: RelatedLists
     arrays: dict[str, NDArray[Any]]
     lsa: Lsa | None = None
     lsa_weight: float = 0.0
@@ -333,17 +405,30 @@ class RelatedModel:
 
 
 def fit_related(
-    articles: Sequence[Article], params: RelatedParams, candidates: int, progress: bool = False
+    articles: Sequence[Article],
+    params: RelatedParams,
+    candidates: int,
+    progress: bool = False,
+    release_text: bool = False,
 ) -> RelatedModel:
-    """The training path: vectors, near-duplicate groups, neighbours and per-article lists."""
-    vectorizer, matrix = fit_transform(articles, params)
+    """The training path: vectors, near-duplicate groups, neighbours and per-article lists.
+    With release_text, bodies are dropped from `articles` once vectorised (if it is a list)."""
+    if not isinstance(articles, list):
+        articles = list(articles)
+    fitted = vectorise(articles, make_vectorizer(params, len(articles)), params.title_weight,
+                       release_text=release_text, progress=progress)  # fmt: skip
+    vectorizer, matrix = fitted.vectorizer, fitted.tfidf
+    assert fitted.counts is not None
+    dup_vectors, dup_idf = duplicate_vectors_of(fitted.counts)
+    fitted.counts = None  # weighted in place: the same arrays
+    release_memory()
     lsa = fit_lsa(matrix, params, progress)
-    dup_vectors, dup_idf = fit_duplicate_vectors(articles)
     pairs = (
         duplicate_pairs(dup_vectors, params.duplicate_threshold, progress)
         if params.duplicate_threshold <= 1
         else np.zeros((0, 2), dtype=np.int32)
     )
+    del dup_vectors  # a GB at a million articles, not needed past the pairs
     groups = duplicate_groups(len(articles), pairs)
     shown = earliest_members(articles, groups)
     neighbours = top_candidates(
