@@ -421,14 +421,14 @@ def fit_related(
     assert fitted.counts is not None
     dup_vectors, dup_idf = duplicate_vectors_of(fitted.counts)
     fitted.counts = None  # weighted in place: the same arrays
-    release_memory()
-    lsa = fit_lsa(matrix, params, progress)
     pairs = (
         duplicate_pairs(dup_vectors, params.duplicate_threshold, progress)
         if params.duplicate_threshold <= 1
         else np.zeros((0, 2), dtype=np.int32)
     )
-    del dup_vectors  # a GB at a million articles, not needed past the pairs
+    del dup_vectors  # 1.2 GB at a million articles: gone before the LSA stage needs memory
+    release_memory()
+    lsa = fit_lsa(matrix, params, progress)
     groups = duplicate_groups(len(articles), pairs)
     shown = earliest_members(articles, groups)
     neighbours = top_candidates(
