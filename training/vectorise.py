@@ -71,10 +71,11 @@ def vectorise(
     if n <= fit_rows:
         texts = [document_text(a, title_weight) for a in articles]
         tfidf = vectorizer.fit_transform(texts)
-        same = title_weight == 1  # duplicates read the title once
-        counts = None
-        if duplicates:
-            counts = duplicate_counts(texts if same else [document_text(a, 1) for a in articles])
+        counts = (
+            duplicate_counts(_duplicate_texts(articles, texts, title_weight))
+            if duplicates
+            else None
+        )
         del texts
         _drop_pruned_terms(vectorizer)
         if release_text:
@@ -98,6 +99,12 @@ def _drop_pruned_terms(vectorizer: TfidfVectorizer) -> None:
     """scikit-learn keeps every term min_df/max_df pruned, for introspection only (its docs say
     it may be deleted): tens of millions of bigrams at a million articles."""
     vectorizer.stop_words_ = None
+
+
+def _duplicate_texts(articles: Sequence[Article], texts: list[str], title_weight: int) -> list[str]:
+    """What near-duplicate counts read: the title once, so `texts` itself when that is how
+    they were built."""
+    return texts if title_weight == 1 else [document_text(a, 1) for a in articles]
 
 
 def _release(articles: list[Article], start: int, stop: int) -> None:
@@ -136,9 +143,7 @@ def _transform_chunks(
     def texts(start: int) -> tuple[list[str], list[str] | None]:
         stop = min(start + chunk_rows, n)
         own = [document_text(a, title_weight) for a in articles[start:stop]]
-        dup = None
-        if duplicates:
-            dup = own if title_weight == 1 else [document_text(a, 1) for a in articles[start:stop]]
+        dup = _duplicate_texts(articles[start:stop], own, title_weight) if duplicates else None
         if release_text:
             _release(articles, start, stop)
             trim_heap()  # the bodies' pages go back now, not after the last chunk
