@@ -47,7 +47,7 @@ def test_versions_rollback_and_retention(
     manifest = json.loads((settings.model_dir / versions[3] / "manifest.json").read_text())
     assert manifest["version"] == versions[3]
     assert len(manifest["inputs"]["articles"]["sha256"]) == 64
-    assert {"vectorizer.json", "neighbours.npz", "vectors.npz", "popular.json"} <= {
+    assert {"vectorizer.json", "neighbours.npz", "corpus.npz", "popular.json", "manifest.json"} <= {
         p.name for p in (settings.model_dir / versions[3]).iterdir()
     }
     # The corpus blob goes to Redis from the model folder's corpus.npz, chunk by chunk.

@@ -10,13 +10,14 @@ import time
 import numpy as np
 import pytest
 
+from recommender import store
 from recommender.domain import Article
 from recommender.textmodel import document_text
 from recommender.textvectors import duplicate_counts
 from tests.corpus import make_articles
 from tests.test_corpus import as_articles
+from training.candidates import CandidateLists
 from training.memory import tree_rss_mb
-from training.pipeline import CandidateLists
 from training.related import Neighbours, RelatedParams, make_vectorizer, related_lists
 from training.vectorise import vectorise
 
@@ -110,6 +111,19 @@ def test_candidate_lists_name_items_and_kth_scores() -> None:
     assert lists[0] == [("a1", pytest.approx(0.9), ("s1",)), ("a2", pytest.approx(0.5), ("s2",))]
     assert lists[2] == []
     assert lists.kth_scores(2).tolist() == [pytest.approx(0.5), 0.0, 0.0]
+
+
+def test_candidate_lists_encode_as_the_store_does() -> None:
+    rng = np.random.default_rng(3)
+    sections = [(), ("world",), ("uk", "politics"), ('quo"te', "ünï")]
+    articles = [Article(f"id-{i}\u00e9", "t", sections=sections[i % 4]) for i in range(40)]
+    indices = rng.integers(-1, 40, (40, 7)).astype(np.int32)
+    indices[indices == np.arange(40)[:, None]] = -1
+    scores = rng.random((40, 7)).astype(np.float32)
+    lists = CandidateLists(
+        articles, related_lists(Neighbours(indices, scores), np.arange(40), top_k=5)
+    )
+    assert list(lists.encoded()) == [store.encode_related(lists[i]) for i in range(40)]
 
 
 def test_tree_rss_counts_this_and_child_processes() -> None:

@@ -9,23 +9,22 @@ import resource
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
-import numpy as np
 import redis
-from numpy.typing import NDArray
 
 from recommender.domain import Article
-from recommender.store import Candidate, Keys, corpus_chunk_count, write_corpus
+from recommender.store import Keys, corpus_chunk_count, write_corpus
 from recommender.textmodel import vectorizer_to_json
 from training import publish as pub
+from training.candidates import CandidateLists
 from training.halflife import fit_for_training
 from training.live_state import clear_folded, merge_articles, read_live_state
-from training.related import RelatedLists, RelatedModel, RelatedParams, fit_related
+from training.related import RelatedModel, RelatedParams, fit_related
 from training.sources import ArticleSet, EventLog, read_articles, read_events
 from training.trending import (
     TrendingParams,
@@ -98,32 +97,6 @@ class StageTimer:
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
-
-
-@dataclass(frozen=True)
-class CandidateLists(Sequence[list[Candidate]]):
-    """Each article's related list with every item's id and sections, built when read (publish
-    streams them), so a million lists never sit in memory as Python objects at once."""
-
-    articles: Sequence[Article]
-    lists: RelatedLists
-
-    def __len__(self) -> int:
-        return len(self.lists)
-
-    @overload
-    def __getitem__(self, row: int) -> list[Candidate]: ...
-    @overload
-    def __getitem__(self, row: slice) -> list[list[Candidate]]: ...
-    def __getitem__(self, row: int | slice) -> Any:
-        if isinstance(row, slice):
-            return [self[i] for i in range(*row.indices(len(self)))]
-        return [(self.articles[j].id, s, self.articles[j].sections) for j, s in self.lists[row]]
-
-    def kth_scores(self, k: int) -> NDArray[np.float32]:
-        """Each list's k-th score, 0 for lists shorter than k: what a live upsert must beat."""
-        full = self.lists.lengths() >= k
-        return np.where(full, self.lists.scores[:, k - 1], 0.0).astype(np.float32)
 
 
 def build_related(
@@ -232,7 +205,7 @@ def _train(
         )
         meta["inputs"]["clicks"]["unknown_article_ids"] = events.unknown_ids
     model = pub.BuiltModel(
-        version, articles, related, popular, meta, arrays, matrix, vectorizer_json, corpus_path
+        version, articles, related, popular, meta, arrays, vectorizer_json, corpus_path
     )
     with timer.stage("write model folder"):
         vectorizer_path = scratch / "vectorizer.json"
