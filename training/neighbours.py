@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from training.memory import trim_heap
 from training.neighbour_kernels import (
     blocks_by_cost,
     build_index,
@@ -228,6 +229,9 @@ def pruned_search(
     if params.candidates == 0:
         params = replace(params, candidates=100 if dense is None else 50)
     index = build_index(corpus.x, params.doc_terms, params.postings, corpus.allowed)
+    # Its temporaries (GBs at a million rows) partly sit in the heap, which keeps freed pages
+    # until trimmed; the search after it would add to them, not reuse them.
+    trim_heap()
 
     def first_pass(start: int, stop: int) -> None:
         rows = np.arange(start, stop)

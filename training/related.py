@@ -44,6 +44,8 @@ FEEDBACK_SEARCH: dict[str, Any] = {"candidates": 30, "expand": 0}
 """Pruned-search knobs of the feedback neighbours (20k+ articles): they only lend vocabulary to
 the LSA part, so a lighter search than the lists' own (100 candidates and a second pass) does;
 at 1M articles the default search took 10 minutes on 2 cores."""
+FEEDBACK_BLOCK_ROWS = 2_000
+"""Sampled rows expanded by feedback at a time."""
 LSA_BLOCK_ROWS = 50_000
 """Rows projected at a time."""
 DAY = 86_400.0
@@ -159,14 +161,20 @@ def fit_lsa(matrix: sp.csr_matrix, params: RelatedParams, progress: bool = False
         feedback = top_candidates(
             matrix, params.prf_neighbours, progress=progress, **FEEDBACK_SEARCH
         ).indices
+        release_memory()  # the search's freed blocks: GBs of heap at a million articles
     else:
         feedback = np.zeros((n_docs, 0), dtype=np.int32)
     sample = np.unique(np.linspace(0, n_docs - 1, min(n_docs, LSA_FIT_ROWS)).astype(np.int64))
     # Only the sampled rows are expanded: an expanded row holds its neighbours' terms too, so
     # expanding the whole corpus would multiply its size by about the number of neighbours.
-    expanded = feedback_rows(matrix[sample], feedback[sample], matrix, params.prf_weight)
+    # In blocks, each cut to the LSA terms at once: all 20k expanded at once (float64, every
+    # term) raised RSS by 2.2 GB at a million articles.
+    expanded = sp.vstack([
+        feedback_rows(matrix[part], feedback[part], matrix, params.prf_weight)[:, terms]
+        for part in np.array_split(sample, max(1, len(sample) // FEEDBACK_BLOCK_ROWS))
+    ]).tocsr()  # fmt: skip
     svd = TruncatedSVD(dims, algorithm="randomized", random_state=0)
-    svd.fit(expanded[:, terms])
+    svd.fit(expanded)
     components = svd.components_.astype(np.float32)
     # In blocks of rows: whole-corpus temporaries (the column subset, the gathered feedback
     # rows) would take several GB at a million articles.
@@ -438,6 +446,7 @@ def fit_related(
         recency=recency_of(articles, params),
         progress=progress,
     )
+    release_memory()
     arrays: dict[str, NDArray[Any]] = {
         "ids": np.asarray([a.id for a in articles]),
         "indices": neighbours.indices,

@@ -177,18 +177,24 @@ def _transform_chunks(
 
 
 def _vstack(parts: Sequence[sp.csr_matrix | None]) -> sp.csr_matrix:
-    """Stack csr chunks, freeing each chunk's arrays as they are copied (peak: the result plus
-    one array kind of the chunks, not twice the whole)."""
+    """Stack csr chunks, freeing each chunk's arrays as soon as they are copied: the peak is the
+    result plus one chunk, not twice the whole (np.concatenate needs every part alive)."""
     chunks = [p for p in parts if p is not None]
     width = chunks[0].shape[1]
     lengths = np.concatenate([[0]] + [np.diff(c.indptr) for c in chunks])
     indptr: NDArray[np.int64] = np.cumsum(lengths, dtype=np.int64)
-    indices = np.concatenate([c.indices.astype(np.int32, copy=False) for c in chunks])
-    for c in chunks:  # the chunks are spent: let their arrays go before the next copy
-        c.indices = np.zeros(0, dtype=np.int32)
-    data = np.concatenate([c.data for c in chunks])
-    for c in chunks:
-        c.data = np.zeros(0, dtype=c.data.dtype)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=chunks[0].data.dtype)
+    at = 0
+    for n, c in enumerate(chunks, 1):
+        indices[at : at + c.nnz], data[at : at + c.nnz] = c.indices, c.data
+        at += c.nnz
+        c.indices, c.data = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=c.data.dtype)
+        if n % 16 == 0:
+            # Chunks of a few MB sit in the heap (glibc raises its mmap threshold as it goes),
+            # so freeing them returns nothing to the OS until the heap is trimmed.
+            trim_heap()
+    trim_heap()
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
     return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, width))
