@@ -33,11 +33,11 @@ from training.duplicates import (
 )
 from training.memory import release_memory
 from training.neighbours import search
+from training.termcount import LETTERS_ONLY, MAX_NGRAM, WORDS
 from training.vectorise import vectorise
 
 __all__ = ["duplicate_groups"]  # re-exported for callers of the older API
 
-LETTERS_ONLY = r"(?u)\b[^\W\d_][^\W\d_]+\b"
 LSA_FIT_ROWS = 20_000
 """The SVD is fitted on at most this many evenly spaced articles, then applied to all."""
 FEEDBACK_SEARCH: dict[str, Any] = {"candidates": 30, "expand": 0}
@@ -85,7 +85,7 @@ class RelatedParams:
     def __post_init__(self) -> None:
         checks = {
             "title_weight >= 0": self.title_weight >= 0,
-            "ngram_max >= 1": self.ngram_max >= 1,
+            f"1 <= ngram_max <= {MAX_NGRAM}": 1 <= self.ngram_max <= MAX_NGRAM,
             "min_df >= 1": self.min_df >= 1,
             "0 < max_df <= 1": 0 < self.max_df <= 1,
             "0 <= lsa_weight <= 1": 0 <= self.lsa_weight <= 1,
@@ -115,7 +115,7 @@ def make_vectorizer(params: RelatedParams, n_docs: int) -> TfidfVectorizer:
         ngram_range=(1, params.ngram_max),
         min_df=min(params.min_df, max(1, n_docs // 10)),
         max_df=params.max_df if n_docs >= 20 else 1.0,
-        token_pattern=LETTERS_ONLY if params.letters_only else r"(?u)\b\w\w+\b",
+        token_pattern=LETTERS_ONLY if params.letters_only else WORDS,
         dtype=np.float32,
     )
 

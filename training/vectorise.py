@@ -1,27 +1,30 @@
 """Articles to vectors at scale: TF-IDF rows and the hashed counts that near-duplicate search
-reads, from one pass over the texts.
+reads, from one pass over the texts (training/termcount.py: scikit-learn's output, faster).
 
-Up to VOCABULARY_FIT_ROWS articles, the TF-IDF vocabulary and idf are fitted on every article,
-in one scikit-learn fit_transform. Above that they are fitted on that many evenly spaced
-articles, then every article is transformed, a chunk at a time, in worker processes. Why:
-1. a fit holds every distinct uni- and bigram of its texts before min_df prunes them (measured:
-   2.4 GB transient at 200k articles; five times that at 1M);
-2. tokenising is pure Python, so it runs on one core per process; forked workers share the
-   fitted vocabulary instead of copying it.
-At 100k sampled articles a term needs two sampled documents to enter the vocabulary, so the
-terms lost are the rarest, whose weight in a cosine is small anyway; the idf is an estimate
-from 100k documents.
+Up to VOCABULARY_FIT_ROWS articles, the TF-IDF vocabulary and idf are fitted on every article.
+Above that they are fitted on that many evenly spaced articles: a fit holds every distinct
+token and n-gram code of its texts before min_df prunes them. At 100k sampled articles a term
+needs two sampled documents to enter the vocabulary, so the terms lost are the rarest, whose
+weight in a cosine is small anyway; the idf is an estimate from 100k documents. Then every
+article is transformed, a chunk at a time, in worker processes (tokenising is Python: one core
+per process).
 
-With `release_text`, each article's body is dropped (the list is updated in place) as soon as
-its chunk's texts are built: at 1M articles bodies hold about 3.5 GB that later stages need.
+Workers are spawned, not forked: a forked worker keeps every page the parent had when it
+forked, so bodies the parent drops afterwards stayed resident in the workers (measured at 1M
+articles: about 3.5 GB held twice over). With `release_text`, each article's body is dropped
+(the list is updated in place) as soon as its chunk's texts are built.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
+import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +34,7 @@ from tqdm import tqdm
 
 from recommender.domain import Article
 from recommender.textmodel import document_text
-from recommender.textvectors import duplicate_counts
+from training import termcount
 from training.memory import release_memory, trim_heap
 
 VOCABULARY_FIT_ROWS = 100_000
@@ -39,8 +42,8 @@ VOCABULARY_FIT_ROWS = 100_000
 CHUNK_ROWS = 5_000
 """Articles per worker task: a few tens of MB of text and rows in flight per worker."""
 
-_fitted: TfidfVectorizer | None = None
-"""The vectorizer forked workers inherit (set just before the pool forks them)."""
+_counter: termcount.TermCounter | None = None
+"""A worker's term counter (built once per process by _start_worker)."""
 
 
 @dataclass
@@ -68,43 +71,17 @@ def vectorise(
 ) -> Vectorised:
     """Fit `vectorizer` (unfitted) and transform every article; see the module doc."""
     n = len(articles)
-    if n <= fit_rows:
-        texts = [document_text(a, title_weight) for a in articles]
-        tfidf = vectorizer.fit_transform(texts)
-        counts = (
-            duplicate_counts(_duplicate_texts(articles, texts, title_weight))
-            if duplicates
-            else None
-        )
-        del texts
-        _drop_pruned_terms(vectorizer)
-        if release_text:
-            _release(articles, 0, n)
-        return Vectorised(vectorizer, sp.csr_matrix(tfidf, dtype=np.float32), counts)
-    sample = np.unique(np.linspace(0, n - 1, fit_rows).astype(np.int64))
+    sample = np.unique(np.linspace(0, n - 1, min(n, fit_rows)).astype(np.int64))
     # A generator: the sampled texts are tokenised as they are made, never held all at once.
     sampled = (document_text(articles[i], title_weight) for i in sample.tolist())
-    vectorizer.fit(tqdm(sampled, total=len(sample), desc="vocabulary", unit="art",
-                        disable=not progress))  # fmt: skip
-    _drop_pruned_terms(vectorizer)
-    release_memory()  # the fit's garbage: GBs of n-gram strings
-    parts = list(_transform_chunks(articles, vectorizer, title_weight, duplicates,
+    counter = termcount.fit(vectorizer, tqdm(sampled, total=len(sample), desc="vocabulary",
+                                             unit="art", disable=not progress))  # fmt: skip
+    release_memory()  # the fit's garbage: token names and codes of every sampled n-gram
+    parts = list(_transform_chunks(articles, counter, title_weight, duplicates,
                                    release_text, n_jobs, progress, chunk_rows))  # fmt: skip
-    tfidf = _vstack([p[0] for p in parts])
-    counts = _vstack([p[1] for p in parts]) if duplicates else None
+    tfidf = _vstack([p.tfidf for p in parts])
+    counts = _vstack([p.duplicates for p in parts]) if duplicates else None
     return Vectorised(vectorizer, tfidf, counts)
-
-
-def _drop_pruned_terms(vectorizer: TfidfVectorizer) -> None:
-    """scikit-learn keeps every term min_df/max_df pruned, for introspection only (its docs say
-    it may be deleted): tens of millions of bigrams at a million articles."""
-    vectorizer.stop_words_ = None
-
-
-def _duplicate_texts(articles: Sequence[Article], texts: list[str], title_weight: int) -> list[str]:
-    """What near-duplicate counts read: the title once, so `texts` itself when that is how
-    they were built."""
-    return texts if title_weight == 1 else [document_text(a, 1) for a in articles]
 
 
 def _release(articles: list[Article], start: int, stop: int) -> None:
@@ -113,67 +90,82 @@ def _release(articles: list[Article], start: int, stop: int) -> None:
         articles[i] = replace(articles[i], body="")
 
 
-Chunk = tuple[sp.csr_matrix, sp.csr_matrix | None]
+def _start_worker(counter_path: str) -> None:
+    global _counter
+    _counter = termcount.TermCounter.load(Path(counter_path))
 
 
-def _transform_texts(texts: list[str], duplicate_texts: list[str] | None) -> Chunk:
-    """One chunk, in a worker: TF-IDF rows and optionally hashed counts."""
-    assert _fitted is not None, "workers are forked after the vectorizer is fitted"
-    tfidf = sp.csr_matrix(_fitted.transform(texts), dtype=np.float32)
-    return tfidf, None if duplicate_texts is None else duplicate_counts(duplicate_texts)
+def _count(texts: list[str], duplicate_texts: list[str] | None, duplicates: bool
+           ) -> termcount.Counts:  # fmt: skip
+    """One chunk, in a worker."""
+    assert _counter is not None, "workers start with _start_worker"
+    return _counter.count(texts, duplicate_texts, duplicates)
 
 
 def _transform_chunks(
     articles: list[Article],
-    vectorizer: TfidfVectorizer,
+    counter: termcount.TermCounter,
     title_weight: int,
     duplicates: bool,
     release_text: bool,
     n_jobs: int,
     progress: bool,
     chunk_rows: int,
-) -> Iterator[Chunk]:
-    """Chunks in order, transformed by forked workers (in this process where fork is missing),
-    at most 2 per worker in flight so pending texts stay small."""
-    global _fitted
+) -> Iterator[termcount.Counts]:
+    """Chunks in order, counted by spawned workers (in this process for a single chunk)."""
     n = len(articles)
     starts = range(0, n, chunk_rows)
-    bar = tqdm(total=n, desc="vectorise", unit="art", disable=not progress)
 
-    def texts(start: int) -> tuple[list[str], list[str] | None]:
+    def texts(start: int) -> tuple[list[str], list[str] | None, bool]:
         stop = min(start + chunk_rows, n)
         own = [document_text(a, title_weight) for a in articles[start:stop]]
-        dup = _duplicate_texts(articles[start:stop], own, title_weight) if duplicates else None
+        # Near-duplicate counts read the title once: `own` itself when that is how it is built.
+        dup = None
+        if duplicates and title_weight != 1:
+            dup = [document_text(a, 1) for a in articles[start:stop]]
         if release_text:
             _release(articles, start, stop)
             trim_heap()  # the bodies' pages go back now, not after the last chunk
-        return own, dup
+        return own, dup, duplicates
 
-    _fitted = vectorizer
-    try:
-        if n_jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            for start in starts:
-                yield _transform_texts(*texts(start))
-                bar.update(min(chunk_rows, n - start))
-            return
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
-            pending: list[Future[Chunk]] = []
-            queued = iter(starts)
-            for start in queued:
-                pending.append(pool.submit(_transform_texts, *texts(start)))
-                if len(pending) >= 2 * n_jobs:
-                    break
+    with tqdm(total=n, desc="vectorise", unit="art", disable=not progress) as bar:
+        chunks: Iterator[termcount.Counts]
+        if n_jobs <= 1 or len(starts) <= 1:
+            chunks = (counter.count(*texts(start)) for start in starts)
+        else:
+            chunks = _in_workers(counter, map(texts, starts), n_jobs)
+        for chunk in chunks:
+            bar.update(chunk.tfidf.shape[0])
+            yield chunk
+
+
+def _in_workers(
+    counter: termcount.TermCounter,
+    tasks: Iterator[tuple[list[str], list[str] | None, bool]],
+    n_jobs: int,
+) -> Iterator[termcount.Counts]:
+    """Each task counted by a spawned worker, results in order, at most 2 tasks per worker in
+    flight (texts are made only as workers get to them)."""
+    with tempfile.TemporaryDirectory(prefix="newsrec-vectorise-") as folder:
+        # The counter reaches the workers as a file, not as pickled start-up arguments: a
+        # worker that dies while starting then surfaces as BrokenProcessPool instead of
+        # leaving this process blocked on a full pipe.
+        path = Path(folder) / "counter.npz"
+        counter.save(path)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(n_jobs, context, _start_worker, (str(path),)) as pool:
+            pending = [pool.submit(_count, *task) for task in itertools.islice(tasks, 2 * n_jobs)]
             while pending:
-                chunk = pending.pop(0).result()
-                bar.update(chunk[0].shape[0])
-                following = next(queued, None)
-                if following is not None:
-                    pending.append(pool.submit(_transform_texts, *texts(following)))
+                try:
+                    chunk = pending.pop(0).result()
+                except BrokenProcessPool as error:
+                    raise RuntimeError(
+                        "a vectorising worker process died; a script that trains must start "
+                        "from an `if __name__ == '__main__':` block (worker processes are "
+                        "spawned and import the main module)"
+                    ) from error
+                pending += [pool.submit(_count, *task) for task in itertools.islice(tasks, 1)]
                 yield chunk
-    finally:
-        _fitted = None
-        bar.close()
 
 
 def _vstack(parts: Sequence[sp.csr_matrix | None]) -> sp.csr_matrix:
