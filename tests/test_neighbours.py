@@ -15,7 +15,8 @@ from sklearn.preprocessing import normalize
 from tests.conftest import shared_file
 from training.cli import main
 from training.demo_data import DemoSpec, generate
-from training.neighbours import keep_top_per_row, pairs_above, search
+from training.neighbour_kernels import keep_top_per_row
+from training.neighbours import pairs_above, search
 from training.related import RelatedParams, article_vectors, fit_lsa, fit_transform
 from training.sources import read_articles
 

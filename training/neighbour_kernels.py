@@ -1,5 +1,6 @@
-"""Building blocks of training/neighbours.py: row-wise top-m selection, the pruned index, exact
-dot products of row pairs, the inverted file on the dense part, and blocks of rows on threads.
+"""Building blocks of training/neighbours.py: row-wise top-m selection, the pruned index, the
+inverted file on the dense part, and blocks of rows on threads (the compiled inner loops are in
+training/search_kernels.py).
 
 All of them work a bounded chunk at a time (PAD_BUDGET cells), so memory stays flat however many
 rows there are; none holds the GIL in a Python loop per row.
@@ -63,22 +64,6 @@ def build_index(
         docs = sp.csr_matrix(sp.diags(allowed.astype(np.float32)) @ docs)
         docs.eliminate_zeros()
     return keep_top_per_row(docs.T.tocsr(), postings)
-
-
-def pair_dots(
-    x: sp.csr_matrix, rows: NDArray[np.int64], local: NDArray[np.int64], right: NDArray[np.int64]
-) -> NDArray[np.float32]:
-    """Dot products of x[rows[local[p]]] and x[right[p]] for each pair p (rows: sorted indices)."""
-    # Elementwise products of two gathered row sets: C++ merges of sorted rows, no Python loop
-    # per pair; the left rows come from a small block of queries, which stays in cache. Chunks
-    # of pairs bound the gathered copies (to ~100 MB).
-    block = x[rows]
-    out = np.empty(len(right), dtype=np.float32)
-    lens = np.diff(x.indptr)[right] + np.diff(block.indptr)[local]
-    for a, b in blocks_by_cost(lens, PAD_BUDGET, len(right)):
-        both = x[right[a:b]].multiply(block[local[a:b]])
-        out[a:b] = np.asarray(both.sum(axis=1)).ravel()
-    return out
 
 
 def top_k_sorted(

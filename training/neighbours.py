@@ -36,11 +36,10 @@ from training.neighbour_kernels import (
     build_index,
     cluster_candidates,
     fresh,
-    keep_top_per_row,
-    pair_dots,
     run_blocks,
     top_k_sorted,
 )
+from training.search_kernels import index_candidates, pair_dots
 
 AUTO_EXACT_BELOW = 20_000
 """method="auto" searches exactly below this many rows (exact is then fast and loses nothing)."""
@@ -159,7 +158,7 @@ class _Corpus:
             return out
         right = cand[ok]
         local = np.broadcast_to(np.arange(len(rows))[:, None], cand.shape)[ok]
-        sims = pair_dots(self.x, rows, local, right)
+        sims = pair_dots(self.x, rows[local], right)
         if self.dense is not None:
             dense = np.einsum("ij,ij->i", self.dense[rows[local]], self.dense[right])
             sims = self.scales[0] * sims + self.scales[1] * dense
@@ -200,17 +199,7 @@ def _candidates(
     corpus: _Corpus, index: sp.csr_matrix, params: PrunedParams, start: int, stop: int
 ) -> NDArray[np.int64]:
     """Each query's best `candidates` rows by approximate score (-1 pad), itself excluded."""
-    queries = keep_top_per_row(corpus.x[start:stop], params.query_terms)
-    approx = sp.csr_matrix(queries @ index)
-    rows = np.repeat(np.arange(start, stop), np.diff(approx.indptr))
-    approx.data[approx.indices == rows] = 0.0  # never the article itself
-    approx.eliminate_zeros()
-    best = keep_top_per_row(approx, params.candidates)
-    lens = np.diff(best.indptr)
-    pos = np.arange(best.nnz) - np.repeat(best.indptr[:-1], lens)
-    cand = np.full((stop - start, params.candidates), -1, dtype=np.int64)
-    cand[np.repeat(np.arange(stop - start), lens), pos] = best.indices
-    return cand
+    return index_candidates(corpus.x, index, params.query_terms, params.candidates, start, stop)
 
 
 def pruned_search(
@@ -315,8 +304,7 @@ def pairs_above(
         left, right = shared.row.astype(np.int64) + start, shared.col.astype(np.int64)
         upper = left < right
         left, right = left[upper], right[upper]
-        rows = np.arange(start, stop)
-        sims = pair_dots(x, rows, left - start, right)
+        sims = pair_dots(x, left, right)
         hit = sims >= threshold
         found.append(np.stack([left[hit], right[hit]], axis=1).astype(np.int32))
 
