@@ -306,9 +306,10 @@ def run(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, An
         raise RuntimeError("the training path no longer calls related.top_candidates: re-wire")
     timings: dict[str, float | None] = {"generate corpus": generated}
     timings |= _stage_table(stages, probe.seconds)
-    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # No per-worker peak: a spawned worker's ru_maxrss counts the parent's image it forked
+    # from before exec, so the sampled PSS of the whole tree is the figure that means something.
     figures |= {"stages": timings, "end_to_end_seconds": total, "peak_rss_mb": peak_rss_mb(),
-                "peak_tree_rss_mb": sampled.peak, "peak_worker_rss_mb": worker_peak}  # fmt: skip
+                "peak_tree_rss_mb": sampled.peak}  # fmt: skip
     figures["neighbours_seconds"] = probe.seconds[probe.captured["stage"]]
     figures["articles"] = len(probe.captured["found"][0])
     release_memory()  # the path's garbage, before sklearn's brute force needs ~3x the vectors
@@ -352,9 +353,7 @@ def table(figures: dict[str, Any]) -> str:
     lines += [
         f"  {'end to end (all but generate)':<46}{figures['end_to_end_seconds']:>10.1f}",
         f"peak RSS {figures['peak_rss_mb']:,.0f} MB (this process, exact); with its worker "
-        f"processes (PSS, sampled every 0.5-6 s): {figures.get('peak_tree_rss_mb', 0):,.0f} MB; "
-        f"largest worker's own peak RSS (shared pages included) "
-        f"{figures.get('peak_worker_rss_mb', 0):,.0f} MB",
+        f"processes (PSS, sampled every 0.5-6 s): {figures.get('peak_tree_rss_mb', 0):,.0f} MB",
         f"quality on {q['sample']:,} sampled queries, exact = sklearn brute cosine, same vectors:",
         f"  recall@10 {q['recall@10']:.4f}   recall@{cfg['k']} {q['recall@k']:.4f}   "
         f"P@10 (same section) exact {q['p@10_exact']:.4f} ours {q['p@10_ours']:.4f}",

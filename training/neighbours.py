@@ -18,7 +18,8 @@ share so many terms that the sparse product is effectively dense. `pruned` score
      of NN-descent), scored after a first pass.
 Every candidate is scored with the exact blended similarity and the top k are kept.
 `pairs_above` finds every pair above a threshold exactly (near-duplicates), by prefix filtering.
-Work runs in blocks of rows on threads: scipy's sparse kernels and numpy release the GIL, and
+Work runs in blocks of rows on threads: the compiled loops of training/search_kernels.py
+(index candidates, pair dot products), scipy's sparse kernels and numpy release the GIL, and
 threads share the corpus instead of copying it into each process.
 """
 
