@@ -62,6 +62,7 @@ def test_index_candidates_ties_and_a_block_of_rows() -> None:
     assert found.shape == (3, 3)
     for offset, cand in enumerate(found):
         assert len(set(cand.tolist())) == 3 and 3 + offset not in cand and (cand >= 0).all()
+    assert index_candidates(x, index, query_terms=2, want=0, start=0, stop=8).shape == (8, 0)
     lonely = sp.csr_matrix(np.eye(3, dtype=np.float32))  # no row shares a term: no candidates
     assert (index_candidates(lonely, build_index(lonely, 3, 3), 3, 2, 0, 3) == -1).all()
 

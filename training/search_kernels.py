@@ -3,11 +3,11 @@
 The two hot loops of training/neighbours.py at a million articles were sparse products built
 from scipy pieces: a block of queries times the pruned index (then each row's best candidates by
 padding and argpartition), and exact dot products of (query, candidate) pairs from gathered and
-merged rows. Both allocated large temporaries per block and together took ~20 minutes of the
-1M-article run. Here each is one pass over the postings or the candidate rows with a dense
-accumulator that is reset after each query (touched entries only), so the work is the
-multiply-adds themselves. nogil=True lets training/neighbour_kernels.run_blocks keep both cores
-busy on threads that share the corpus.
+merged rows. Both allocated large temporaries per block and took most of the 21 minutes the two
+searches spent in the 1M-article run. Here each is one pass over the postings or the candidate
+rows with a dense accumulator that is reset after each query (touched entries only), so the work
+is the multiply-adds themselves. nogil=True lets training/neighbour_kernels.run_blocks keep both
+cores busy on threads that share the corpus.
 """
 
 from __future__ import annotations
@@ -68,22 +68,22 @@ def pair_dots(
 
 
 @njit(nogil=True, cache=True)
-def _heaviest(data, lo, hi, m):  # type: ignore[no-untyped-def]
-    """Positions lo..hi of the m largest values (ties: earlier positions), in storage order."""
-    if hi - lo <= m:
-        return np.arange(lo, hi)
-    cut = np.partition(-data[lo:hi], m - 1)[m - 1]  # minus the m-th largest value
-    above = 0
-    for j in range(lo, hi):
-        above += -data[j] < cut
+def _smallest(values, m):  # type: ignore[no-untyped-def]
+    """Positions of the m smallest values (ties: earlier positions), in order of position."""
+    if len(values) <= m:
+        return np.arange(len(values))
+    if m <= 0:
+        return np.arange(0)
+    cut = np.partition(values, m - 1)[m - 1]
+    ties = m - np.sum(values < cut)
     out = np.empty(m, dtype=np.int64)
-    filled, ties = 0, m - above
-    for j in range(lo, hi):
-        if -data[j] < cut or (-data[j] == cut and ties > 0):
-            ties -= -data[j] == cut
+    filled = 0
+    for j in range(len(values)):
+        if values[j] < cut or (values[j] == cut and ties > 0):
+            ties -= values[j] == cut
             out[filled] = j
             filled += 1
-    return out
+    return out[:filled]  # fewer than m only if values hold NaN
 
 
 @njit(nogil=True, cache=True)
@@ -94,7 +94,8 @@ def _index_candidates(  # type: ignore[no-untyped-def]
     out = np.full((stop - start, want), -1, dtype=np.int64)
     for q in range(start, stop):
         count = 0
-        for t in _heaviest(data, indptr[q], indptr[q + 1], query_terms):
+        lo = indptr[q]
+        for t in lo + _smallest(-data[lo : indptr[q + 1]], query_terms):  # heaviest terms
             weight = data[t]
             term = indices[t]
             for p in range(idx_indptr[term], idx_indptr[term + 1]):
@@ -105,7 +106,7 @@ def _index_candidates(  # type: ignore[no-untyped-def]
                     count += 1
                 acc[row] += weight * idx_data[p]
         acc[q] = 0.0  # never the article itself
-        # The `want` largest nonzero scores (ties: first touched), in the order touched; one
+        # The `want` largest nonzero scores (ties: first touched), in the order touched; this
         # pass over the touched rows reads their scores and leaves the scratch zeroed.
         scores = np.empty(count, dtype=np.float32)
         nonzero = 0
@@ -117,17 +118,8 @@ def _index_candidates(  # type: ignore[no-untyped-def]
                 nonzero += 1
             acc[row] = 0.0
             seen[row] = False
-        take = min(want, nonzero)
-        if take == 0:
-            continue
-        cut = np.partition(scores[:nonzero], take - 1)[take - 1]
-        ties = take - np.sum(scores[:nonzero] < cut)
-        filled = 0
-        for i in range(nonzero):
-            if scores[i] < cut or (scores[i] == cut and ties > 0):
-                ties -= scores[i] == cut
-                out[q - start, filled] = touched[i]
-                filled += 1
+        best = _smallest(scores[:nonzero], want)
+        out[q - start, : len(best)] = touched[best]
     return out
 
 
