@@ -158,10 +158,10 @@ class _Corpus:
         if not ok.any():
             return out
         right = cand[ok]
-        local = np.broadcast_to(np.arange(len(rows))[:, None], cand.shape)[ok]
-        sims = pair_dots(self.x, rows[local], right)
+        left = np.broadcast_to(rows[:, None], cand.shape)[ok]
+        sims = pair_dots(self.x, left, right)
         if self.dense is not None:
-            dense = np.einsum("ij,ij->i", self.dense[rows[local]], self.dense[right])
+            dense = np.einsum("ij,ij->i", self.dense[left], self.dense[right])
             sims = self.scales[0] * sims + self.scales[1] * dense
         out[ok] = sims
         return out
@@ -196,13 +196,6 @@ def exact_search(
     return indices, scores
 
 
-def _candidates(
-    corpus: _Corpus, index: sp.csr_matrix, params: PrunedParams, start: int, stop: int
-) -> NDArray[np.int64]:
-    """Each query's best `candidates` rows by approximate score (-1 pad), itself excluded."""
-    return index_candidates(corpus.x, index, params.query_terms, params.candidates, start, stop)
-
-
 def pruned_search(
     corpus: _Corpus, k: int, params: PrunedParams, n_jobs: int = 2, progress: bool = False
 ) -> tuple[Indices, Scores]:
@@ -225,7 +218,8 @@ def pruned_search(
 
     def first_pass(start: int, stop: int) -> None:
         rows = np.arange(start, stop)
-        cand = _candidates(corpus, index, params, start, stop)
+        cand = index_candidates(corpus.x, index, params.query_terms, params.candidates, start,
+                                stop)  # fmt: skip
         if dense is not None:
             extra = dense[start:stop].astype(np.int64)
             extra[~fresh(cand, extra)] = -1

@@ -63,8 +63,8 @@ def pair_dots(
 
     Fastest with pairs grouped by left row: each left row is scattered once per group."""
     dense_row = _buffer("dense_row", x.shape[1], np.float32)
-    return _pair_dots(x.indptr, x.indices, x.data, left.astype(np.int64), right.astype(np.int64),
-                      dense_row)  # fmt: skip
+    return _pair_dots(x.indptr, x.indices, x.data, left.astype(np.int64, copy=False),
+                      right.astype(np.int64, copy=False), dense_row)  # fmt: skip
 
 
 @njit(nogil=True, cache=True)
