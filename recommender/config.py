@@ -5,6 +5,7 @@ Parsed once at the entry point and passed down; no other module reads os.environ
 
 from __future__ import annotations
 
+import argparse
 import os
 import tomllib
 from collections.abc import Mapping
@@ -44,6 +45,10 @@ class Settings:
     """How long a server trusts its cached copy of the live-version pointer."""
     cache_entries: int = 50_000
     """In-process cache of immutable versioned lists and article records."""
+    answer_cache_entries: int = 20_000
+    """In-process cache of whole answers, keyed by request, version and live-state epoch."""
+    last_good_entries: int = 10_000
+    """Answers kept to serve the same request while Redis is unreachable."""
     live_cache_seconds: float = 1.0
     """How long a server reuses live Popular counts before reading them again."""
     event_stream_max_batches: int = 1_000_000
@@ -133,3 +138,21 @@ def load_settings(
     settings = _apply(settings, from_env, "environment")
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     return _apply(settings, flags, "command line")
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every command that talks to Redis takes."""
+    parser.add_argument("--config", type=Path, help="TOML settings file (or $NEWSREC_CONFIG)")
+    parser.add_argument("--redis-url", help="Redis URL (default $NEWSREC_REDIS_URL, else embedded)")
+    parser.add_argument("--namespace", help="Redis key prefix (default newsrec)")
+
+
+def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
+    """Settings layered from defaults, TOML, env and this command's flags."""
+    flags = {
+        "redis_url": getattr(args, "redis_url", None),
+        "namespace": getattr(args, "namespace", None),
+        "model_dir": getattr(args, "model_dir", None),
+        **extra,
+    }
+    return load_settings(getattr(args, "config", None), overrides=flags)

@@ -14,49 +14,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
-from recommender import store
+from recommender.cache import LRU
 from recommender.domain import Article
 from recommender.errors import NoModelPublished, StoreUnavailable
-from recommender.store import Candidate, Keys, PopularList
+from recommender.live.config import VersionConfig
+from recommender.store import codec
+from recommender.store.codec import Candidate, PopularList, text
+from recommender.store.keys import Keys
 
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 log = logging.getLogger("newsrec.reader")
 
 
-class LRU:
-    """A small bounded cache; safe for versioned keys because they never change."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[str, Any] = OrderedDict()
-
-    def get(self, key: str) -> Any:
-        """The cached value or None."""
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: Any) -> None:
-        """Cache a value, evicting the least recently used beyond capacity."""
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self.capacity:
-            self._data.popitem(last=False)
-
-
 _MISSING = object()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Reader:
@@ -80,6 +56,7 @@ class Reader:
         self.upserted: frozenset[str] = frozenset()
         self._synced_at = float("-inf")
         self._sync_task: asyncio.Task[None] | None = None
+        self._config: tuple[str, VersionConfig] | None = None
 
     async def sync(self) -> None:
         """Re-read the pointer and the live-state epoch in one round trip."""
@@ -88,7 +65,7 @@ class Reader:
         )
         now = time.monotonic()
         if pointer is not None:
-            self._pointer, self._pointer_read_at = _text(pointer), now
+            self._pointer, self._pointer_read_at = text(pointer), now
         await self.sync_live(epoch)
         self._synced_at = now
 
@@ -132,7 +109,7 @@ class Reader:
             raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
         if raw is None:
             raise NoModelPublished("no model has been published yet: run `newsrec train`")
-        self._pointer = _text(raw)
+        self._pointer = text(raw)
         self._pointer_read_at = now
         return self._pointer
 
@@ -153,8 +130,8 @@ class Reader:
         deleted, upserted = await self.run(
             lambda p: (p.smembers(self.keys.deleted), p.hkeys(self.keys.upserted))
         )
-        self.deleted = frozenset(_text(d) for d in deleted)
-        self.upserted = frozenset(_text(u) for u in upserted)
+        self.deleted = frozenset(text(d) for d in deleted)
+        self.upserted = frozenset(text(u) for u in upserted)
         self.epoch = epoch
 
     async def refresh_live(self) -> None:
@@ -182,19 +159,19 @@ class Reader:
         await self.ensure_synced()
         live_raw, inserts, *rest = await self.run(build)
         if cached is None:
-            cached = _MISSING if rest[0] is None else store.decode_related(rest[0])
+            cached = _MISSING if rest[0] is None else codec.decode_related(rest[0])
             self._cache.put(key, cached)
         if article_id in self.deleted:
             return None
         if live_raw is not None:
-            base = store.decode_related(live_raw)
+            base = codec.decode_related(live_raw)
         elif cached is not _MISSING:
             base = cached
         else:
             return None
         if not inserts:
             return list(base)
-        inserted_ids = [_text(m) for m, _ in inserts]
+        inserted_ids = [text(m) for m, _ in inserts]
         records = await self.articles(version, inserted_ids)
         extra = [
             (aid, float(score), rec.sections)
@@ -227,7 +204,7 @@ class Reader:
         if fetch:
             raws = await self.run(lambda p: [p.get(key) for _, key, _ in fetch])
             for (n, key, live), raw in zip(fetch, raws, strict=True):
-                record = None if raw is None else store.decode_article(article_ids[n], raw)
+                record = None if raw is None else codec.decode_article(article_ids[n], raw)
                 if not live:
                     self._cache.put(key, _MISSING if record is None else record)
                 result[n] = record
@@ -239,7 +216,7 @@ class Reader:
             )
             for n, raw in zip(late, raws, strict=True):
                 if raw is not None:
-                    result[n] = store.decode_article(article_ids[n], raw)
+                    result[n] = codec.decode_article(article_ids[n], raw)
         return result
 
     async def popular(self, version: str, section: str) -> PopularList | None:
@@ -248,9 +225,15 @@ class Reader:
         value = self._cache.get(key)
         if value is None:
             (raw,) = await self.run(lambda p: p.get(key))
-            value = _MISSING if raw is None else store.decode_popular(raw)
+            value = _MISSING if raw is None else codec.decode_popular(raw)
             self._cache.put(key, value)
         return None if value is _MISSING else value
+
+    async def config(self, version: str) -> VersionConfig:
+        """The version's parameters (parsed once per version)."""
+        if self._config is None or self._config[0] != version:
+            self._config = (version, VersionConfig.from_meta(await self.meta(version)))
+        return self._config[1]
 
     async def meta(self, version: str) -> dict[str, Any]:
         """The version's manifest summary."""
@@ -260,6 +243,6 @@ class Reader:
             (raw,) = await self.run(lambda p: p.get(key))
             if raw is None:
                 raise NoModelPublished(f"version {version} has no metadata in Redis")
-            value = store.decode_meta(raw)
+            value = codec.decode_meta(raw)
             self._cache.put(key, value)
         return value

@@ -28,6 +28,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 HOUR = 3600.0
+# Defaults of the trending model: training fits or takes its parameters from these, records
+# them in the manifest, and serving reads them from there (these only fill in older manifests).
+HALF_LIFE_HOURS = 1.0
+"""Half-life of clicks and of the click-rate counts."""
+EXPOSURE_HALF_LIFE_HOURS = 0.25
+"""Half-life of the impressions that say what is shown now."""
+WINDOW_HOURS = 72.0
+"""Only events this recent count."""
+SESSION_DEDUP_MINUTES = 30.0
+"""One click (and one impression) per session per article per this many minutes."""
 
 
 @dataclass(frozen=True)

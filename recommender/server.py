@@ -10,18 +10,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from recommender.cache import LRU
 from recommender.config import Settings
-from recommender.embedded import resolve_redis_url
+from recommender.connect import async_client
 from recommender.errors import NewsrecError, StoreUnavailable, status_code
-from recommender.live import LiveWriter
-from recommender.reader import LRU, Reader
+from recommender.live.articles import ArticleWriter
+from recommender.live.counters import LiveCounts
+from recommender.live.events import EventWriter
+from recommender.reader import Reader
 from recommender.service import RecommenderService
-from recommender.store import Keys
-from recommender.trending import LiveCounts
+from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
@@ -69,7 +70,7 @@ def _request_key(method: str, request: Any) -> str:
 class RecommenderServicer(pb_grpc.RecommenderServicer):
     """Each method hands the request to RecommenderService."""
 
-    def __init__(self, service: RecommenderService, last_good_entries: int = 10_000) -> None:
+    def __init__(self, service: RecommenderService, last_good_entries: int) -> None:
         self.service = service
         self.last_good = LRU(last_good_entries)
 
@@ -130,13 +131,19 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
 
 def make_service(settings: Settings) -> RecommenderService:
     """The service on the configured (or embedded) Redis."""
-    url = resolve_redis_url(settings.redis_url, settings.data_dir)
-    client = aioredis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=2.0)
     reader = Reader(
-        client, Keys(settings.namespace), settings.pointer_cache_seconds, settings.cache_entries
+        async_client(settings),
+        Keys(settings.namespace),
+        settings.pointer_cache_seconds,
+        settings.cache_entries,
     )
-    writer = LiveWriter(reader, settings.event_stream_max_batches)
-    return RecommenderService(reader, writer, LiveCounts(settings.live_cache_seconds))
+    return RecommenderService(
+        reader,
+        EventWriter(reader, settings.event_stream_max_batches),
+        ArticleWriter(reader),
+        LiveCounts(settings.live_cache_seconds),
+        settings.answer_cache_entries,
+    )
 
 
 async def create_server(
@@ -145,7 +152,9 @@ async def create_server(
     """Build and start a server on settings.host:settings.port (0 = any free port)."""
     service = service or make_service(settings)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
-    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(service), server)
+    pb_grpc.add_RecommenderServicer_to_server(
+        RecommenderServicer(service, settings.last_good_entries), server
+    )
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -8,101 +8,28 @@ from collections.abc import AsyncIterable, Iterable, Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from recommender.domain import ID_MAX_LENGTH, Article, is_valid_id
+from recommender.cache import LRU
+from recommender.domain import Article
 from recommender.errors import ArticleNotFound, InvalidRequest
-from recommender.live import LiveWriter, TrendingConfig
-from recommender.reader import LRU, Reader
-from recommender.store import Candidate
-from recommender.trending import Components, LiveCounts, blend, live_components, read_plan
+from recommender.live.articles import ArticleWriter
+from recommender.live.config import VersionConfig
+from recommender.live.counters import Components, LiveCounts, blend, live_components, read_plan
+from recommender.live.events import EventWriter
+from recommender.reader import Reader
+from recommender.store.codec import Candidate
 from recommender.v1 import recommender_pb2 as pb
+from recommender.validation import (
+    MAX_UPSERTS,
+    check_article,
+    check_events,
+    check_excludes,
+    check_id,
+    check_limit,
+    check_section,
+)
 
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 100
-MAX_EXCLUDE_IDS = 200
-MAX_SECTION_LENGTH = 64
-MAX_EVENTS = 1000
 STREAM_BATCH = 1000
 """StreamEvents records its single events in batches of this many."""
-MAX_UPSERTS = 100
-MAX_TITLE_CHARS = 1_000
-MAX_BODY_CHARS = 200_000
-MAX_LABELS = 20
-
-
-def check_id(value: str, field: str) -> str:
-    """An article id, or InvalidRequest naming the field."""
-    if not value:
-        raise InvalidRequest(f"{field} is empty")
-    if not is_valid_id(value):
-        shown = value[:40] + ("..." if len(value) > 40 else "")
-        raise InvalidRequest(
-            f"{field} {shown!r} is malformed: ids are 1-{ID_MAX_LENGTH} characters of "
-            "A-Z a-z 0-9 . _ : ~ -"
-        )
-    return value
-
-
-def check_limit(limit: int) -> int:
-    """0 means the default; otherwise 1..MAX_LIMIT."""
-    if limit == 0:
-        return DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(
-            f"limit must be between 1 and {MAX_LIMIT} (0 = {DEFAULT_LIMIT}), got {limit}"
-        )
-    return limit
-
-
-def check_excludes(ids: Sequence[str]) -> set[str]:
-    """At most MAX_EXCLUDE_IDS valid ids."""
-    if len(ids) > MAX_EXCLUDE_IDS:
-        raise InvalidRequest(f"exclude_ids has {len(ids)} ids; at most {MAX_EXCLUDE_IDS} allowed")
-    return {check_id(i, f"exclude_ids[{n}]") for n, i in enumerate(ids)}
-
-
-def check_section(section: str, field: str = "section") -> str:
-    """A section name: free text, but bounded and printable before it reaches a key."""
-    section = section.strip()
-    if len(section) > MAX_SECTION_LENGTH or not section.isprintable():
-        raise InvalidRequest(f"{field} must be at most {MAX_SECTION_LENGTH} printable characters")
-    return section
-
-
-def check_events(events: Sequence[pb.Event], per: str) -> Sequence[pb.Event]:
-    """At most MAX_EVENTS events; `per` says where the limit applies, for the message."""
-    if len(events) > MAX_EVENTS:
-        raise InvalidRequest(f"events has {len(events)} entries; at most {MAX_EVENTS} {per}")
-    return events
-
-
-def check_article(message: pb.ArticleInput, field: str) -> Article:
-    """An upserted article, every field bounded."""
-    check_id(message.article_id, f"{field}.article_id")
-    if not (message.title.strip() or message.body.strip()):
-        raise InvalidRequest(f"{field} needs a title or a body")
-    if len(message.title) > MAX_TITLE_CHARS or len(message.body) > MAX_BODY_CHARS:
-        raise InvalidRequest(
-            f"{field}: title is limited to {MAX_TITLE_CHARS} characters and "
-            f"body to {MAX_BODY_CHARS}"
-        )
-    if len(message.sections) > MAX_LABELS or len(message.tags) > MAX_LABELS:
-        raise InvalidRequest(f"{field}: at most {MAX_LABELS} sections and {MAX_LABELS} tags")
-    sections = [check_section(s, f"{field}.sections[{n}]") for n, s in enumerate(message.sections)]
-    tags = [check_section(t, f"{field}.tags[{n}]") for n, t in enumerate(message.tags)]
-    if len(message.url) > 2048:
-        raise InvalidRequest(f"{field}.url is longer than 2048 characters")
-    published = (
-        message.published_at.ToNanoseconds() / 1e9 if message.HasField("published_at") else None
-    )
-    return Article(
-        id=message.article_id,
-        title=message.title.strip(),
-        body=message.body,
-        sections=tuple(dict.fromkeys(s for s in sections if s)),
-        tags=tuple(dict.fromkeys(t for t in tags if t)),
-        url=message.url,
-        published_at=published,
-    )
 
 
 def in_section(sections: Iterable[str], section: str) -> bool:
@@ -157,12 +84,14 @@ class RecommenderService:
     def __init__(
         self,
         reader: Reader,
-        writer: LiveWriter,
+        events: EventWriter,
+        articles: ArticleWriter,
         live_counts: LiveCounts,
         answer_entries: int = 20_000,
     ) -> None:
         self.reader = reader
-        self.writer = writer
+        self.events = events
+        self.articles = articles
         self.live_counts = live_counts
         self.answers = LRU(answer_entries)
         """Hot answers, keyed by request, version and live-state epoch."""
@@ -194,7 +123,7 @@ class RecommenderService:
         return response
 
     async def live_components(
-        self, version: str, section: str, cfg: TrendingConfig
+        self, version: str, section: str, cfg: VersionConfig
     ) -> dict[str, Components]:
         """Live (clicks, impressions, exposure) since the nightly model's as_of (cached ~1 s)."""
         cached = self.live_counts.get(version, section)
@@ -227,7 +156,7 @@ class RecommenderService:
         if cached is not None:
             return cached
         nightly = await self.reader.popular(version, section)
-        cfg = await self.writer.config(version)
+        cfg = await self.reader.config(version)
         live = await self.live_components(version, section, cfg)
         now = time.time()
         ranked = (
@@ -261,11 +190,11 @@ class RecommenderService:
     async def record_events(self, events: Sequence[pb.Event]) -> pb.RecordEventsResponse:
         """A batch of reader events."""
         check_events(events, "a call (use StreamEventBatches for more)")
-        return (await self.writer.record_events(events)).response()
+        return (await self.events.record_events(events)).response()
 
     async def stream_events(self, events: AsyncIterable[pb.Event]) -> pb.RecordEventsResponse:
         """A client stream of single events, recorded in batches of STREAM_BATCH."""
-        async with self.writer.stream() as stream:
+        async with self.events.stream() as stream:
             batch: list[pb.Event] = []
             async for event in events:
                 batch.append(event)
@@ -281,7 +210,7 @@ class RecommenderService:
     ) -> pb.RecordEventsResponse:
         """A client stream of event batches, each checked and recorded as a RecordEvents call;
         an oversized one ends the stream (the ones before it are recorded)."""
-        async with self.writer.stream() as stream:
+        async with self.events.stream() as stream:
             n = 0
             async for request in requests:
                 check_events(
@@ -304,10 +233,10 @@ class RecommenderService:
         if len({a.id for a in articles}) != len(articles):
             raise InvalidRequest("articles repeats an article_id")
         version = await self.reader.live_version()
-        results = await self.writer.upsert(articles)
+        results = await self.articles.upsert(articles)
         return pb.UpsertArticlesResponse(results=results, model_version=version)
 
     async def delete_article(self, request: pb.DeleteArticleRequest) -> pb.DeleteArticleResponse:
         """A takedown."""
         article_id = check_id(request.article_id, "article_id")
-        return pb.DeleteArticleResponse(existed=await self.writer.delete(article_id))
+        return pb.DeleteArticleResponse(existed=await self.articles.delete(article_id))

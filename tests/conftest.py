@@ -3,33 +3,18 @@ namespace per test, and a real gRPC server on an ephemeral port."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import grpc
 import pytest
 import redis
 
 from recommender.config import Settings, load_settings
 from recommender.embedded import ensure_embedded, stop_embedded
-from recommender.server import create_server
-from recommender.store import Keys
-from recommender.v1 import recommender_pb2_grpc as pb_grpc
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def shared_file(*parts: str) -> Path:
-    """A file from ../shared/data, or skip the test saying why."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not available: {path} is absent (CI has ../shared beside the repo)")
-    return path
+from recommender.store.keys import Keys
+from tests.helpers import ServerThread
 
 
 @pytest.fixture(scope="session")
@@ -83,33 +68,8 @@ def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
     )
 
 
-class ServerThread:
-    """A real grpc.aio server on its own event loop in a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        future = asyncio.run_coroutine_threadsafe(create_server(settings), self.loop)
-        self.server, self.port = future.result(timeout=30)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.stub = pb_grpc.RecommenderStub(self.channel)
-
-    def stop(self) -> None:
-        self.channel.close()
-        asyncio.run_coroutine_threadsafe(self.server.stop(1), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture
 def server(settings: Settings) -> Iterator[ServerThread]:
     running = ServerThread(settings)
     yield running
     running.stop()
-
-
-def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
-    """Write rows as JSON lines and return the path."""
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from tests.conftest import write_jsonl
+from tests.helpers import write_jsonl
 
 TOPICS = {
     "sport": ["football", "striker", "goal", "league", "keeper", "match", "penalty", "coach"],

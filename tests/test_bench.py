@@ -15,7 +15,7 @@ from recommender.config import Settings
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NEWSREC_REDIS_URL": settings.redis_url}
     return subprocess.run(
-        [sys.executable, "-m", "training.cli", *args],
+        [sys.executable, "-m", "newsrec.cli", *args],
         env=env,
         capture_output=True,
         text=True,

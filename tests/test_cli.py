@@ -16,25 +16,7 @@ from recommender.config import Settings
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from tests.corpus import write_corpus
-
-
-def newsrec(
-    settings: Settings, *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "NEWSREC_REDIS_URL": settings.redis_url,
-        "NEWSREC_NAMESPACE": settings.namespace,
-        "NEWSREC_MODEL_DIR": str(settings.model_dir),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "training.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.helpers import newsrec
 
 
 def test_train_summary_quiet_versions_and_rollback(tmp_path: Path, settings: Settings) -> None:
@@ -73,7 +55,7 @@ def test_missing_file_and_bad_config_are_clear(tmp_path: Path, settings: Setting
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
     env_bad = {**os.environ, "NEWSREC_PORT": "abc"}
     run = subprocess.run(
-        [sys.executable, "-m", "training.cli", "versions"],
+        [sys.executable, "-m", "newsrec.cli", "versions"],
         env=env_bad,
         capture_output=True,
         text=True,
@@ -92,7 +74,7 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path, settings: S
         "NEWSREC_NAMESPACE": settings.namespace,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "training.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "newsrec.cli", "serve", "--port", "0"],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from training.demo_data import SECTIONS, DemoSpec, DemoSummary, generate
+from training.demo.generate import SECTIONS, DemoSpec, DemoSummary, generate
 
 SPEC = DemoSpec(articles=500, days=10, seed=11)
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")

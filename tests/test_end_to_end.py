@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from recommender.config import Settings
-from recommender.store import Keys
+from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
-from tests.conftest import ServerThread
 from tests.corpus import write_corpus
+from tests.helpers import ServerThread
 from training.pipeline import TrainConfig, TrainResult, train
 
 

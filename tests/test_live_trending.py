@@ -8,9 +8,7 @@ from collections import defaultdict
 import pytest
 
 from recommender.domain import EVENT_TYPES
-from recommender.scoring import HOUR, BetaPrior, trending_score
-from recommender.store import Keys, PopularList
-from recommender.trending import (
+from recommender.live.counters import (
     CLICKS,
     COUNTED_AS,
     EXPOSURE,
@@ -23,6 +21,9 @@ from recommender.trending import (
     live_components,
     read_plan,
 )
+from recommender.scoring import HOUR, BetaPrior, trending_score
+from recommender.store.codec import PopularList
+from recommender.store.keys import Keys
 
 T0 = 1_767_225_600  # an exact hour
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from recommender.domain import Article
 from recommender.scoring import decay_weights
-from recommender.textmodel import load_vectorizer, save_vectorizer
-from training.duplicates import duplicate_groups, duplicate_pairs
-from training.related import RelatedParams, fit_transform, related_lists, top_candidates
-from training.sources import EventLog
-from training.trending import TrendingParams, article_scores, popular_lists
+from recommender.textmodel import TextModel
+from tests.helpers import fit_tfidf
+from training.related.duplicates import duplicate_groups, duplicate_pairs
+from training.related.lists import related_lists
+from training.related.model import neighbours, text_model_json
+from training.related.params import RelatedParams
+from training.sources.events import EventLog
+from training.trending.model import TrendingParams, article_scores, popular_lists
 
 
 def test_blocked_top_k_equals_brute_force() -> None:
@@ -23,7 +24,7 @@ def test_blocked_top_k_equals_brute_force() -> None:
     matrix = sp.csr_matrix(
         dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-9), dtype=np.float32
     )
-    got = top_candidates(matrix, k=7)
+    got = neighbours(matrix, k=7)
     full = (matrix @ matrix.T).toarray()
     np.fill_diagonal(full, -1)
     for row in range(300):
@@ -40,25 +41,24 @@ def test_duplicates_grouped_and_shown_once() -> None:
     groups = duplicate_groups(5, duplicate_pairs(matrix, 0.9))
     assert groups[0] == groups[1] == groups[2] != groups[3]
     shown = np.array([True, False, False, True, True])  # the earliest of 0, 1, 2 is 0
-    found = top_candidates(matrix, k=4, allowed=shown)
+    found = neighbours(matrix, k=4, allowed=shown)
     lists = related_lists(found, groups, top_k=3)
     assert [j for j, _ in lists[0]] == [3, 4]  # not its own republications
     assert [j for j, _ in lists[2]] == [3, 4]
     assert [j for j, _ in lists[3]][:1] == [0]  # the story once, as its earliest member
 
 
-def test_vectorizer_round_trips_as_json(tmp_path: Path) -> None:
+def test_text_model_round_trips_as_json() -> None:
     articles = [
         Article(id=f"a{i}", title=f"title {w}", body=f"{w} body words {w}")
         for i, w in enumerate(["alpha", "beta", "gamma", "delta"] * 3)
     ]
-    vectorizer, _ = fit_transform(articles, RelatedParams(min_df=1))
-    save_vectorizer(vectorizer, tmp_path / "v.json", title_weight=3)
-    loaded, weight = load_vectorizer(tmp_path / "v.json")
-    assert weight == 3
-    texts = ["title alpha\nalpha body words"]
-    assert np.allclose(loaded.transform(texts).toarray(), vectorizer.transform(texts).toarray())
-    assert "pickle" not in (tmp_path / "v.json").read_text()[:50]
+    vectorizer, _ = fit_tfidf(articles, RelatedParams(min_df=1, title_weight=3))
+    model = TextModel.loads(text_model_json(vectorizer, title_weight=3))
+    assert model.title_weight == 3
+    probe = Article(id="x", title="title alpha", body="alpha body words")
+    expected = vectorizer.transform(["\n".join(["title alpha"] * 3 + ["alpha body words"])])
+    assert np.allclose(model.row(probe).toarray(), expected.toarray(), atol=1e-7)
 
 
 def test_decay_halves_each_half_life() -> None:

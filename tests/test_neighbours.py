@@ -12,19 +12,16 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.preprocessing import normalize
 
-from tests.conftest import shared_file
-from training.cli import main
-from training.demo_data import DemoSpec, generate
-from training.neighbour_kernels import keep_top_per_row
-from training.neighbours import pairs_above, search
-from training.related import RelatedParams, article_vectors, fit_lsa, fit_transform
-from training.sources import read_articles
-
-
-def random_rows(n: int, terms: int, density: float, seed: int) -> sp.csr_matrix:
-    """L2-normalised random sparse rows."""
-    rows = sp.random(n, terms, density=density, random_state=seed, format="csr", dtype=np.float32)
-    return sp.csr_matrix(normalize(rows), dtype=np.float32)
+from newsrec.cli import main
+from tests.helpers import fit_tfidf, random_rows, shared_file
+from training.demo.generate import DemoSpec, generate
+from training.related.lsa import fit_lsa
+from training.related.model import article_vectors
+from training.related.params import RelatedParams
+from training.search.index import keep_top_per_row
+from training.search.neighbours import search
+from training.search.pairs import pairs_above
+from training.sources.articles import read_articles
 
 
 def brute_force(
@@ -150,7 +147,7 @@ def training_vectors(path: Path) -> tuple[Vectors, list[str]]:
     """The training path's rows (pre-scaled TF-IDF and LSA parts) and each article's section."""
     articles = read_articles(path, "auto", 0).articles
     params = RelatedParams()
-    _, matrix = fit_transform(articles, params)
+    _, matrix = fit_tfidf(articles, params)
     vectors = article_vectors(matrix, fit_lsa(matrix, params), params.lsa_weight)
     return vectors.scaled(), [a.sections[0] for a in articles]
 

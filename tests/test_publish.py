@@ -16,13 +16,13 @@ import pytest
 import redis
 
 from recommender.config import Settings
-from recommender.store import Keys
+from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
-from tests.conftest import ServerThread, write_jsonl
 from tests.corpus import make_articles, write_corpus
+from tests.helpers import ServerThread, write_jsonl
 from training import publish as pub
 from training.pipeline import TrainConfig, TrainResult, train
-from training.sources import InputError
+from training.sources.common import InputError
 
 
 def run_train(articles: Path, settings: Settings, client: redis.Redis, **kw: object) -> TrainResult:
@@ -47,16 +47,20 @@ def test_versions_rollback_and_retention(
     manifest = json.loads((settings.model_dir / versions[3] / "manifest.json").read_text())
     assert manifest["version"] == versions[3]
     assert len(manifest["inputs"]["articles"]["sha256"]) == 64
-    assert {"vectorizer.json", "neighbours.npz", "corpus.npz", "popular.json", "manifest.json"} <= {
-        p.name for p in (settings.model_dir / versions[3]).iterdir()
-    }
-    # The corpus blob goes to Redis from the model folder's corpus.npz, chunk by chunk.
-    blob = (settings.model_dir / versions[3] / "corpus.npz").read_bytes()
+    assert {
+        "vectorizer.json",
+        "neighbours.npz",
+        "vectors.npz",
+        "popular.json",
+        "manifest.json",
+    } <= {p.name for p in (settings.model_dir / versions[3]).iterdir()}
+    # The vectors blob goes to Redis from the model folder's vectors.npz, chunk by chunk.
+    blob = (settings.model_dir / versions[3] / "vectors.npz").read_bytes()
     chunks = [
-        bytes(client.get(keys.corpus_chunk(versions[3], n)) or b"")  # type: ignore[arg-type]
-        for n in range(manifest["corpus_chunks"])
+        bytes(client.get(keys.vectors_chunk(versions[3], n)) or b"")  # type: ignore[arg-type]
+        for n in range(manifest["vector_chunks"])
     ]
-    assert manifest["corpus_chunks"] >= 1 and b"".join(chunks) == blob
+    assert manifest["vector_chunks"] >= 1 and b"".join(chunks) == blob
 
 
 def test_bad_input_publishes_nothing(
@@ -131,7 +135,7 @@ def test_training_killed_mid_publish_leaves_old_version_live(
         [
             sys.executable,
             "-m",
-            "training.cli",
+            "newsrec.cli",
             "train",
             "--articles",
             str(big),

@@ -11,13 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from newsrec.cli import main
 from recommender.domain import Article
 from recommender.scoring import BetaPrior, decayed_totals, smoothed_ctr, trending_score
-from tests.conftest import shared_file, write_jsonl
-from training.cli import main
-from training.halflife import HalfLifeFitter, fit_for_training
-from training.replay import baselines, evaluate_popular, run_scorer
-from training.replay_core import (
+from tests.helpers import shared_file, write_jsonl
+from training.sources.events import EventLog, read_events
+from training.trending.halflife import HalfLifeFitter, fit_for_training
+from training.trending.model import (
+    TrendingParams,
+    article_scores,
+    fit_beta_prior,
+    index_scores,
+    popular_lists,
+)
+from training.trending.replay import (
     ReplaySettings,
     StepGains,
     before,
@@ -25,14 +32,7 @@ from training.replay_core import (
     step_metrics,
     top_k,
 )
-from training.sources import EventLog, read_events
-from training.trending import (
-    TrendingParams,
-    article_scores,
-    fit_beta_prior,
-    index_scores,
-    popular_lists,
-)
+from training.workbench.eval_popular import baselines, evaluate_popular, run_scorer
 
 H = 3600.0
 CLICKS_ONLY = TrendingParams(use_impressions=False, fit_half_life=False)
@@ -209,7 +209,7 @@ def test_eval_popular_command_writes_report(
     assert (tmp_path / "r" / "index.html").exists() and list((tmp_path / "r").glob("*.png"))
     params.write_text("[trending]\nhalf_life = 2\n")
     assert main([*argv, "--params", str(params)]) == 2
-    assert "unknown trending parameter" in capsys.readouterr().err
+    assert "[trending] unknown key 'half_life'" in capsys.readouterr().err
     metrics = evaluate_popular(arts, clicks, TrendingParams(), step_seconds=2 * H)
     assert {"ndcg@10", "recall@10", "ceiling_recall@10"} <= set(metrics)
     assert 0 < metrics["recall@10"] <= metrics["ceiling_recall@10"] <= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.report import Report
+from training.workbench.report import Report
 
 
 def test_report_writes_html_and_pngs(tmp_path: Path) -> None:

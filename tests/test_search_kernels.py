@@ -10,9 +10,9 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from tests.test_neighbours import random_rows
-from training.neighbour_kernels import build_index, keep_top_per_row
-from training.search_kernels import index_candidates, pair_dots
+from tests.helpers import random_rows
+from training.search.index import build_index, keep_top_per_row
+from training.search.kernels import index_candidates, pair_dots
 
 
 def test_pair_dots_match_scipy_in_any_order() -> None:

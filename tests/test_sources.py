@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 
 from recommender.domain import Article
-from training.sources import (
-    ArticleSet,
-    EventLog,
-    InputError,
-    RowError,
-    detect_format,
-    parse_time,
-    read_articles,
-    read_events,
-)
+from training.sources.articles import ArticleSet, read_articles
+from training.sources.common import InputError, RowError, detect_format, parse_time
+from training.sources.events import EventLog, read_events
 
 MIND = Path(__file__).resolve().parents[2] / "shared" / "data" / "mind-sample"
 T0 = 1714555800.0  # 2024-05-01T09:30:00Z

@@ -8,11 +8,8 @@ import pytest
 import redis
 
 from recommender.domain import Article
-from recommender.store import (
-    ADD_NEW_MEMBERS,
-    INCREMENT_FIELDS,
+from recommender.store.codec import (
     EventRow,
-    Keys,
     PopularList,
     decode_article,
     decode_event_batch,
@@ -22,6 +19,11 @@ from recommender.store import (
     encode_event_batch,
     encode_popular,
     encode_related,
+)
+from recommender.store.keys import Keys
+from recommender.store.scripts import (
+    ADD_NEW_MEMBERS,
+    INCREMENT_FIELDS,
     increment_piece,
     pack_increments,
     pack_members,
@@ -46,7 +48,7 @@ def test_key_names_are_pinned() -> None:
     assert keys.live_inserts("a") == "news:rt:relx:a"
     assert keys.live_vector("V1", "a") == "news:rt:vec:V1:a"
     assert keys.epoch == "news:rt:epoch" and keys.deleted == "news:rt:deleted"
-    assert keys.corpus_chunk("V1", 0) == "news:v:V1:corpus:0"
+    assert keys.vectors_chunk("V1", 0) == "news:v:V1:vectors:0"
 
 
 def test_encodings_round_trip() -> None:

@@ -14,12 +14,12 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.textmodel import document_text
-from recommender.textvectors import duplicate_counts
-from tests.conftest import shared_file
-from training import termcount
-from training.demo_data import DemoSpec, generate
-from training.related import RelatedParams, make_vectorizer
-from training.sources import read_articles
+from tests.helpers import shared_file
+from training.demo.generate import DemoSpec, generate
+from training.related import termcount
+from training.related.duplicates import duplicate_counts
+from training.related.params import RelatedParams, make_vectorizer
+from training.sources.articles import read_articles
 
 AWKWARD = [
     "",
@@ -139,8 +139,8 @@ def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging(tmp_path: P
     script.write_text(
         textwrap.dedent("""
         from recommender.domain import Article
-        from training.related import RelatedParams, make_vectorizer
-        from training.vectorise import vectorise
+        from training.related.params import RelatedParams, make_vectorizer
+        from training.related.vectorise import vectorise
         names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
         articles = [Article(f"a{i}", f"{names[i % 7]} story", f"{names[i % 5]} report")
                     for i in range(400)]

@@ -10,16 +10,16 @@ import time
 import numpy as np
 import pytest
 
-from recommender import store
 from recommender.domain import Article
+from recommender.store import codec
 from recommender.textmodel import document_text
-from recommender.textvectors import duplicate_counts
 from tests.corpus import make_articles
-from tests.test_corpus import as_articles
-from training.candidates import CandidateLists
+from tests.helpers import as_articles
 from training.memory import tree_rss_mb
-from training.related import Neighbours, RelatedParams, make_vectorizer, related_lists
-from training.vectorise import vectorise
+from training.related.duplicates import duplicate_counts
+from training.related.lists import CandidateLists, Neighbours, related_lists
+from training.related.params import RelatedParams, make_vectorizer
+from training.related.vectorise import vectorise
 
 
 def corpus() -> list[Article]:
@@ -123,7 +123,7 @@ def test_candidate_lists_encode_as_the_store_does() -> None:
     lists = CandidateLists(
         articles, related_lists(Neighbours(indices, scores), np.arange(40), top_k=5)
     )
-    assert list(lists.encoded()) == [store.encode_related(lists[i]) for i in range(40)]
+    assert list(lists.encoded()) == [codec.encode_related(lists[i]) for i in range(40)]
 
 
 def test_tree_rss_counts_this_and_child_processes() -> None:

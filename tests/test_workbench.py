@@ -15,22 +15,21 @@ import scipy.sparse as sp
 
 from recommender.config import Settings
 from recommender.domain import Article
-from tests.conftest import shared_file, write_jsonl
 from tests.corpus import make_articles
-from tests.test_cli import newsrec
-from training.duplicates import duplicate_pairs, fit_duplicate_vectors
-from training.eval_related import (
+from tests.helpers import newsrec, precision_at_k, shared_file, write_jsonl
+from training.params import ParamsError, load_params, write_params
+from training.related.duplicates import duplicate_pairs, fit_duplicate_vectors
+from training.related.model import fit_related
+from training.related.params import RelatedParams
+from training.sources.common import InputError
+from training.trending.model import TrendingParams
+from training.workbench.eval_related import (
     LabelledCorpus,
     evaluate_related,
     load_labelled,
     newsrec_lists,
     score_lists,
 )
-from training.evaluate import precision_at_k
-from training.params import ParamsError, load_params, write_params
-from training.related import RelatedParams, fit_related
-from training.sources import InputError
-from training.trending import TrendingParams
 
 # Targets of issue 3, with the shipped defaults (measured by `newsrec eval related`).
 BBC_TARGET = 0.935
@@ -42,7 +41,7 @@ DEDUP_MAX_COST = 0.005
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """The newsrec command in a subprocess (no Redis needed for eval and tune)."""
     return subprocess.run(
-        [sys.executable, "-m", "training.cli", *args],
+        [sys.executable, "-m", "newsrec.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -219,8 +218,8 @@ def test_eval_uses_the_training_path(tmp_path: Path) -> None:
 def test_tune_popular_calls_the_replay_evaluator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training import replay
-    from training.tune import load_grid, run_grid
+    from training.workbench import eval_popular as replay
+    from training.workbench.tune import load_grid, run_grid
 
     calls: list[tuple[str, str, float, float]] = []
 

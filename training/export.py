@@ -10,8 +10,8 @@ from pathlib import Path
 
 import redis
 
-from recommender import store
-from recommender.store import EventRow, Keys
+from recommender.store.codec import EventRow, decode_event_batch, text
+from recommender.store.keys import EVENTS_FIELD, Keys
 
 
 def stream_events(client: redis.Redis, keys: Keys, batch: int = 500) -> Iterator[EventRow]:
@@ -22,11 +22,10 @@ def stream_events(client: redis.Redis, keys: Keys, batch: int = 500) -> Iterator
         if not entries:
             return
         for _, fields in entries:
-            raw = (fields or {}).get(b"e")
+            raw = (fields or {}).get(EVENTS_FIELD.encode())
             if raw is not None:
-                yield from store.decode_event_batch(bytes(raw))  # type: ignore[arg-type]
-        last = entries[-1][0]
-        start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+                yield from decode_event_batch(bytes(raw))  # type: ignore[arg-type]
+        start = "(" + text(entries[-1][0])
 
 
 def rfc3339(epoch: float) -> str:

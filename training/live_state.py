@@ -4,17 +4,12 @@ export), taken-down ones leave it, and once published the folded upserts stop be
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
-from recommender import store
 from recommender.domain import Article
-from recommender.store import Keys
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+from recommender.store.codec import decode_document, text
+from recommender.store.keys import Keys
 
 
 @dataclass(frozen=True)
@@ -28,16 +23,14 @@ class LiveState:
 
 def read_live_state(client: redis.Redis, keys: Keys) -> LiveState:
     """Upserted articles (in full) and takedowns, as of now."""
-    upserted_at = {_text(k): float(v) for k, v in client.hgetall(keys.upserted).items()}
+    upserted_at = {text(k): float(v) for k, v in client.hgetall(keys.upserted).items()}
     ids = sorted(upserted_at)
     pipe = client.pipeline(transaction=False)
     for aid in ids:
         pipe.get(keys.live_doc(aid))
     docs = pipe.execute() if ids else []
-    upserts = {
-        aid: store.decode_document(aid, raw) for aid, raw in zip(ids, docs, strict=True) if raw
-    }
-    deleted = frozenset(_text(d) for d in client.smembers(keys.deleted))
+    upserts = {aid: decode_document(aid, raw) for aid, raw in zip(ids, docs, strict=True) if raw}
+    deleted = frozenset(text(d) for d in client.smembers(keys.deleted))
     return LiveState(upserts, upserted_at, deleted)
 
 
@@ -53,7 +46,7 @@ def merge_articles(exported: list[Article], live: LiveState) -> tuple[list[Artic
 def clear_folded(client: redis.Redis, keys: Keys, live: LiveState) -> int:
     """After publishing: upserts the new version now holds stop being live, unless they were
     upserted again during the run (their newer text stays live)."""
-    current = {_text(k): float(v) for k, v in client.hgetall(keys.upserted).items()}
+    current = {text(k): float(v) for k, v in client.hgetall(keys.upserted).items()}
     folded = [aid for aid, at in live.upserted_at.items() if current.get(aid) == at]
     pipe = client.pipeline(transaction=False)
     for aid in folded:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import resource
 import threading
 import time
 from contextlib import suppress
@@ -26,6 +27,11 @@ def release_memory() -> None:
     """Collect garbage, then trim_heap."""
     gc.collect()
     trim_heap()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _pss_mb(pid: int) -> float:

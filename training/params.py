@@ -1,18 +1,20 @@
 """Model parameters as TOML: what `newsrec train --params FILE` reads and `newsrec tune` writes.
 
-    [related]            # keys: the fields of training.related.RelatedParams
+    [related]            # keys: the fields of training.related.params.RelatedParams
     title_weight = 1
     lsa_weight = 0.5
-    [trending]           # keys: the fields of training.trending.TrendingParams
+    [trending]           # keys: the fields of training.trending.model.TrendingParams
     half_life_hours = 6.0
 
 Keys left out keep their defaults. TOML has no null: a parameter that may be None takes the
-string "none". An unknown table or key, or a value of the wrong type, is an error naming the
-file and the key.
+string "none". An unknown table or key, or a value of the wrong type or out of range, is an
+error naming the file and the key. `newsrec train` flags (--top-k, --half-life-hours,
+--fit-half-life) override the file's values; `train_params` applies both.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import tomllib
@@ -23,8 +25,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from training.related import RelatedParams
-from training.trending import TrendingParams
+from training.related.params import RelatedParams
+from training.trending.model import TrendingParams
 
 T = TypeVar("T")
 TABLES: dict[str, type] = {"related": RelatedParams, "trending": TrendingParams}
@@ -150,3 +152,44 @@ def write_params(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines).lstrip("\n") + "\n", encoding="utf-8")
     return path
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """The `newsrec train` flags that override parameters."""
+    parser.add_argument(
+        "--params", type=Path, help="params TOML ([related], [trending]) as the base"
+    )
+    parser.add_argument(
+        "--top-k", type=int, help=f"related per article (default {RelatedParams.top_k})"
+    )
+    parser.add_argument(
+        "--half-life-hours",
+        type=float,
+        help="fixed trending half-life in hours (turns the fit off unless --fit-half-life)",
+    )
+    parser.add_argument(
+        "--fit-half-life",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit the trending half-lives on the click log's own hourly replay"
+        " (default: on, unless --half-life-hours is given)",
+    )
+
+
+def train_params(args: argparse.Namespace) -> tuple[RelatedParams, TrendingParams]:
+    """`newsrec train` parameters: --params FILE as the base (else the defaults), then the flags
+    given explicitly. --half-life-hours fixes the half-life and turns the fit off unless
+    --fit-half-life is given too."""
+    related, trending = (
+        load_params(args.params) if args.params else (RelatedParams(), TrendingParams())
+    )
+    flags: dict[str, object] = {}
+    if args.half_life_hours is not None:
+        flags["half_life_hours"] = args.half_life_hours
+        flags["fit_half_life"] = False
+    if args.fit_half_life is not None:
+        flags["fit_half_life"] = args.fit_half_life
+    trending = apply_values(trending, flags, "command line:")
+    if args.top_k is not None:
+        related = apply_values(related, {"top_k": args.top_k}, "command line:")
+    return related, trending

@@ -1,11 +1,10 @@
-"""The training run: read inputs, fit related and trending models, write the model folder,
-publish to Redis. Any failure before the pointer flip leaves the live version serving."""
+"""The training run as named stages: read the inputs, fit the related lists and the trending
+model, assemble the manifest, write the model folder, publish to Redis, prune old versions.
+Any failure before the pointer flip leaves the live version serving."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import resource
 import tempfile
 import time
 from collections import Counter
@@ -18,15 +17,19 @@ from typing import Any
 import redis
 
 from recommender.domain import Article
-from recommender.store import Keys, corpus_chunk_count, write_corpus
-from recommender.textmodel import vectorizer_to_json
+from recommender.store.codec import PopularList
+from recommender.store.keys import Keys
+from recommender.store.vectors import chunk_count, write_vectors
 from training import publish as pub
-from training.candidates import CandidateLists
-from training.halflife import fit_for_training
-from training.live_state import clear_folded, merge_articles, read_live_state
-from training.related import RelatedModel, RelatedParams, fit_related
-from training.sources import ArticleSet, EventLog, read_articles, read_events
-from training.trending import (
+from training.live_state import LiveState, clear_folded, merge_articles, read_live_state
+from training.memory import peak_rss_mb
+from training.related.lists import CandidateLists
+from training.related.model import RelatedModel, build_related, text_model_json
+from training.related.params import RelatedParams
+from training.sources.articles import ArticleSet, read_articles
+from training.sources.events import EventLog, read_events
+from training.trending.halflife import fit_for_training
+from training.trending.model import (
     TrendingParams,
     article_components,
     article_scores,
@@ -34,9 +37,6 @@ from training.trending import (
     popular_lists,
     with_components,
 )
-
-CANDIDATE_MARGIN = 10
-"""Extra neighbours searched so that dropping near-duplicates still leaves top_k."""
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,35 @@ class TrainResult:
     pruned: list[str]
 
 
-def file_sha256(path: Path) -> str:
-    """Checksum of an input, recorded in the manifest."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclass
+class Corpus:
+    """The articles a run trains on: the export with live upserts folded in, takedowns out."""
+
+    export: ArticleSet
+    live: LiveState
+    articles: list[Article]
+    folded: int
+    dropped: int
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+@dataclass
+class RelatedOutput:
+    """The related stage's lists, text model and the article vectors written for serving."""
+
+    model: RelatedModel
+    lists: CandidateLists
+    text_model: bytes
+    vectors_path: Path
+
+
+@dataclass
+class TrendingOutput:
+    """The trending stage's parameters (fitted), the moment scored and the Popular lists."""
+
+    params: TrendingParams
+    fit: dict[str, object]
+    as_of: float
+    popular: dict[str, PopularList]
 
 
 class StageTimer:
@@ -93,132 +110,139 @@ class StageTimer:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time the block as stage `name`."""
         self.log(f"{name}...")
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def build_related(
-    articles: list[Article], params: RelatedParams, progress: bool, release_text: bool = False
-) -> tuple[RelatedModel, CandidateLists]:
-    """Fit TF-IDF (+ LSA) and turn neighbours into per-article candidate lists. With
-    release_text, article bodies are dropped from `articles` once vectorised (see
-    training/vectorise.py)."""
-    model = fit_related(
-        articles, params, params.top_k + CANDIDATE_MARGIN, progress, release_text=release_text
-    )
-    return model, CandidateLists(articles, model.lists)
-
-
-def _input_meta(path: Path, fmt: str, rows: int, bad: int) -> dict[str, Any]:
-    return {
-        "path": str(path),
-        "sha256": file_sha256(path),
-        "format": fmt,
-        "rows": rows,
-        "bad_rows_skipped": bad,
-    }
+def file_sha256(path: Path) -> str:
+    """Checksum of an input, recorded in the manifest."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def train(
     config: TrainConfig, client: redis.Redis, keys: Keys, log: Callable[[str], None] = print
 ) -> TrainResult:
-    """Run the whole job and publish; raises (leaving the live version alone) on any failure."""
+    """Run every stage and publish; raises (leaving the live version alone) on any failure."""
     config.model_dir.mkdir(parents=True, exist_ok=True)
     # Scratch files beside the model folders (a hidden name, so pruning skips it): moving them
     # into the new model folder is a rename, not a copy of gigabytes.
     with tempfile.TemporaryDirectory(prefix=".scratch-", dir=config.model_dir) as scratch:
-        return _train(config, client, keys, log, Path(scratch))
+        timer = StageTimer(log)
+        with timer.stage("read articles"):
+            corpus = read_corpus(config, client, keys)
+        events = None
+        if config.clicks is not None:
+            with timer.stage("read clicks"):
+                known = {a.id for a in corpus.articles}
+                events = read_events(config.clicks, config.format, known, config.max_bad_rows)
+        with timer.stage("fit TF-IDF and related lists"):
+            related = fit_related_lists(config, corpus, Path(scratch))
+        with timer.stage("fit trending"):
+            trending = fit_trending(config, corpus.articles, events)
+        with timer.stage("assemble manifest"):
+            model = assemble(config, corpus, events, related, trending)
+        with timer.stage("write model folder"):
+            model.meta["timing_seconds"] = timer.seconds
+            model.meta["peak_rss_mb"] = round(peak_rss_mb(), 1)
+            model_path = pub.write_model_dir(model, config.model_dir)
+        with timer.stage("publish to Redis"):
+            pub.publish(client, keys, model, config.publish_batch, config.progress)
+            clear_folded(client, keys, corpus.live)
+        with timer.stage("prune old versions"):
+            pruned = pub.prune(client, keys, config.keep_versions)
+            pub.prune_model_dirs(config.model_dir, config.keep_versions)
+    return TrainResult(model.version, model_path, model.meta, corpus.export, events,
+                       timer.seconds, peak_rss_mb(), pruned)  # fmt: skip
 
 
-def _train(
-    config: TrainConfig,
-    client: redis.Redis,
-    keys: Keys,
-    log: Callable[[str], None],
-    scratch: Path,
-) -> TrainResult:
-    timer = StageTimer(log)
-    with timer.stage("read articles"):
-        article_set = read_articles(config.articles, config.format, config.max_bad_rows)
-        live = read_live_state(client, keys)
-        articles, folded, dropped = merge_articles(article_set.articles, live)
-    events = None
-    if config.clicks is not None:
-        with timer.stage("read clicks"):
-            events = read_events(
-                config.clicks, config.format, {a.id for a in articles}, config.max_bad_rows
-            )
-    with timer.stage("fit TF-IDF and related lists"):
-        # The related stage drops each body once vectorised (at 1M articles bodies hold about
-        # 3.5 GB); the export's own list would keep them alive, so it becomes the corpus list.
-        article_set.articles = articles
-        fitted, related = build_related(
-            articles, config.related, config.progress, release_text=True
-        )
-        vectorizer, matrix, arrays = fitted.vectorizer, fitted.matrix, fitted.arrays
-        kth = related.kth_scores(config.related.top_k)
-        corpus_path = scratch / "corpus.npz"  # streamed to Redis from disk: GBs at 1M articles
-        with corpus_path.open("wb") as out:
-            write_corpus(out, [a.id for a in articles], matrix, kth, fitted.serving_arrays())
-        vectorizer_json = json.dumps(
-            vectorizer_to_json(vectorizer, config.related.title_weight), separators=(",", ":")
-        ).encode()
+def read_corpus(config: TrainConfig, client: redis.Redis, keys: Keys) -> Corpus:
+    """The export, with the live state (upserts, takedowns) folded in."""
+    export = read_articles(config.articles, config.format, config.max_bad_rows)
+    live = read_live_state(client, keys)
+    articles, folded, dropped = merge_articles(export.articles, live)
+    # The related stage drops each body once vectorised (at 1M articles bodies hold about
+    # 3.5 GB); the export's own list would keep them alive, so it becomes the corpus list.
+    export.articles = articles
+    return Corpus(export, live, articles, folded, dropped)
+
+
+def fit_related_lists(config: TrainConfig, corpus: Corpus, scratch: Path) -> RelatedOutput:
+    """TF-IDF (+ LSA) related lists, and the vectors live upserts score against, on disk."""
+    model, lists = build_related(corpus.articles, config.related, config.progress,
+                                 release_text=True)  # fmt: skip
+    vectors_path = scratch / "vectors.npz"  # streamed to Redis from disk: GBs at 1M articles
+    with vectors_path.open("wb") as out:
+        write_vectors(out, [a.id for a in corpus.articles], model.matrix,
+                      lists.kth_scores(config.related.top_k), model.serving_arrays())  # fmt: skip
+    text_model = text_model_json(model.vectorizer, config.related.title_weight)
+    return RelatedOutput(model, lists, text_model, vectors_path)
+
+
+def fit_trending(
+    config: TrainConfig, articles: list[Article], events: EventLog | None
+) -> TrendingOutput:
+    """Half-lives fitted on the log's replay, then Popular lists scored as of as_of."""
     as_of = config.as_of if config.as_of is not None else default_as_of(events, articles)
-    with timer.stage("fit trending"):
-        trending, trending_fit = fit_for_training(
-            events, as_of, config.trending, config.clicks, config.format, config.max_bad_rows
-        )
-        scores = article_scores(events, as_of, trending) if events is not None else {}
-        popular = popular_lists(articles, scores, as_of, trending)
-        if events is not None:  # serving decays these forward and adds live events to them
-            with_components(popular, article_components(events, as_of, trending))
+    params, fit = fit_for_training(
+        events, as_of, config.trending, config.clicks, config.format, config.max_bad_rows
+    )
+    scores = article_scores(events, as_of, params) if events is not None else {}
+    popular = popular_lists(articles, scores, as_of, params)
+    if events is not None:  # serving decays these forward and adds live events to them
+        with_components(popular, article_components(events, as_of, params))
+    return TrendingOutput(params, fit, as_of, popular)
+
+
+def assemble(
+    config: TrainConfig,
+    corpus: Corpus,
+    events: EventLog | None,
+    related: RelatedOutput,
+    trending: TrendingOutput,
+) -> pub.BuiltModel:
+    """The new version: its manifest (parameters, inputs, counts) and everything it publishes."""
     version = pub.new_version()
-    sections = Counter(s.lower() for a in articles for s in a.sections)
+    sections = Counter(s.lower() for a in corpus.articles for s in a.sections)
     meta: dict[str, Any] = {
         "version": version,
         "trained_at": time.time(),
-        "articles": len(articles),
-        "live_upserts_folded": folded,
-        "taken_down_dropped": dropped,
-        "corpus_chunks": corpus_chunk_count(corpus_path.stat().st_size),
+        "articles": len(corpus.articles),
+        "live_upserts_folded": corpus.folded,
+        "taken_down_dropped": corpus.dropped,
+        "vector_chunks": chunk_count(related.vectors_path.stat().st_size),
         "clicks": int(events.clicks) if events is not None else 0,
-        "vocabulary": len(vectorizer.vocabulary_),
-        "duplicate_pairs": len(arrays["duplicate_pairs"]),
+        "vocabulary": len(related.model.vectorizer.vocabulary_),
+        "duplicate_pairs": len(related.model.arrays["duplicate_pairs"]),
         "sections": sorted(sections),
         "parameters": {
             **{f"related.{k}": v for k, v in config.related.as_dict().items()},
-            **{f"trending.{k}": v for k, v in trending.as_dict().items()},
-            **{f"trending.fit.{k}": v for k, v in trending_fit.items()},
-            "trending.as_of": as_of,
+            **{f"trending.{k}": v for k, v in trending.params.as_dict().items()},
+            **{f"trending.fit.{k}": v for k, v in trending.fit.items()},
+            "trending.as_of": trending.as_of,
         },
-        "inputs": {
-            "articles": _input_meta(
-                config.articles, article_set.format, len(articles), len(article_set.bad_rows)
-            ),
-        },
+        "inputs": {"articles": _input_meta(config.articles, corpus.export, len(corpus.articles))},
     }
     if events is not None and config.clicks is not None:
-        meta["inputs"]["clicks"] = _input_meta(
-            config.clicks, events.format, len(events), len(events.bad_rows)
-        )
-        meta["inputs"]["clicks"]["unknown_article_ids"] = events.unknown_ids
-    model = pub.BuiltModel(
-        version, articles, related, popular, meta, arrays, vectorizer_json, corpus_path
-    )
-    with timer.stage("write model folder"):
-        vectorizer_path = scratch / "vectorizer.json"
-        vectorizer_path.write_bytes(vectorizer_json)
-        meta["timing_seconds"] = timer.seconds
-        meta["peak_rss_mb"] = round(peak_rss_mb(), 1)
-        model_path = pub.write_model_dir(model, config.model_dir, vectorizer_path)
-    with timer.stage("publish to Redis"):
-        pub.publish(client, keys, model, config.publish_batch, config.progress)
-        clear_folded(client, keys, live)
-    with timer.stage("prune old versions"):
-        pruned = pub.prune(client, keys, config.keep_versions)
-        pub.prune_model_dirs(config.model_dir, config.keep_versions)
-    return TrainResult(
-        version, model_path, meta, article_set, events, timer.seconds, peak_rss_mb(), pruned
-    )
+        clicks = _input_meta(config.clicks, events, len(events))
+        meta["inputs"]["clicks"] = {**clicks, "unknown_article_ids": events.unknown_ids}
+    return pub.BuiltModel(
+        version, corpus.articles, related.lists, trending.popular, meta,
+        related.model.arrays, related.text_model, related.vectors_path,
+    )  # fmt: skip
+
+
+def _input_meta(path: Path, source: ArticleSet | EventLog, rows: int) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "format": source.format,
+        "rows": rows,
+        "bad_rows_skipped": len(source.bad_rows),
+    }

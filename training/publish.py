@@ -18,10 +18,12 @@ import numpy as np
 import redis
 from tqdm import tqdm
 
-from recommender import store
 from recommender.domain import Article
-from recommender.store import Candidate, Keys, PopularList
-from training.candidates import CandidateLists
+from recommender.store import codec
+from recommender.store.codec import Candidate, PopularList, text
+from recommender.store.keys import Keys
+from recommender.store.vectors import read_chunks
+from training.related.lists import CandidateLists
 
 PIPELINE_BYTES = 64 << 20
 """A publish round trip (one MSET) carries at most about this many bytes of values."""
@@ -49,14 +51,16 @@ class BuiltModel:
     popular: dict[str, PopularList]
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    vectorizer_json: bytes = b""
-    corpus_path: Path | None = None
-    """The .npz of TF-IDF rows, ids, K-th related scores and the LSA part (store.write_corpus):
-    what live upserts score against on any replica, and the model's vectors on disk. Moved into
-    the model folder as corpus.npz, and published to Redis from there in chunks."""
+    text_model: bytes = b""
+    """The fitted TF-IDF vocabulary and idf as JSON (recommender.textmodel.TextModel)."""
+    vectors_path: Path | None = None
+    """The .npz of TF-IDF rows, ids, K-th related scores and the LSA part
+    (store.vectors.write_vectors): what live upserts score against on any replica, and the
+    model's vectors on disk. Moved into the model folder as vectors.npz, and published to Redis
+    from there in chunks."""
 
 
-def write_model_dir(model: BuiltModel, model_dir: Path, vectorizer_json: Path) -> Path:
+def write_model_dir(model: BuiltModel, model_dir: Path) -> Path:
     """Write model_dir/<version>/ through a hidden temporary folder and one rename, so a folder
     with a version name is always complete."""
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -64,10 +68,10 @@ def write_model_dir(model: BuiltModel, model_dir: Path, vectorizer_json: Path) -
     partial = model_dir / f".partial-{model.version}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    shutil.move(str(vectorizer_json), partial / "vectorizer.json")
-    if model.corpus_path is not None:
-        shutil.move(str(model.corpus_path), partial / "corpus.npz")
-        model.corpus_path = final / "corpus.npz"
+    (partial / "vectorizer.json").write_bytes(model.text_model)
+    if model.vectors_path is not None:
+        shutil.move(str(model.vectors_path), partial / "vectors.npz")
+        model.vectors_path = final / "vectors.npz"
     # Uncompressed: at a million articles zlib costs tens of seconds for a few hundred MB saved.
     np.savez(partial / "neighbours.npz", **model.arrays)  # type: ignore[arg-type]
     popular = {
@@ -94,18 +98,18 @@ def _records(model: BuiltModel, keys: Keys) -> Iterator[tuple[str, bytes]]:
     related = (
         model.related.encoded()
         if isinstance(model.related, CandidateLists)
-        else map(store.encode_related, model.related)
+        else map(codec.encode_related, model.related)
     )
     for article, value in zip(model.articles, related, strict=True):
-        yield keys.article(version, article.id), store.encode_article(article)
+        yield keys.article(version, article.id), codec.encode_article(article)
         yield keys.related(version, article.id), value
     for section, popular in model.popular.items():
-        yield keys.popular(version, section), store.encode_popular(popular)
-    if model.vectorizer_json:
-        yield keys.vectorizer(version), model.vectorizer_json
-    if model.corpus_path is not None:
-        for n, chunk in enumerate(store.read_corpus_chunks(model.corpus_path)):
-            yield keys.corpus_chunk(version, n), chunk
+        yield keys.popular(version, section), codec.encode_popular(popular)
+    if model.text_model:
+        yield keys.vectorizer(version), model.text_model
+    if model.vectors_path is not None:
+        for n, chunk in enumerate(read_chunks(model.vectors_path)):
+            yield keys.vectors_chunk(version, n), chunk
 
 
 def publish(
@@ -124,7 +128,7 @@ def publish(
     if client.exists(keys.meta(version)):
         raise ValueError(f"version {version} is already published")
     client.zadd(keys.pending, {version: time.time()})
-    chunks = model.meta.get("corpus_chunks", 0)
+    chunks = model.meta.get("vector_chunks", 0)
     total = 2 * len(model.articles) + len(model.popular) + 1 + chunks
     bar = tqdm(total=total, desc="publish", unit="key", disable=not progress)
     # One MSET per batch: a quarter of the client time of as many pipelined SETs.
@@ -142,31 +146,26 @@ def publish(
         client.mset(batch)
     bar.update(max(0, total - bar.n))
     bar.close()
-    client.set(keys.meta(version), store.encode_meta(model.meta))
+    client.set(keys.meta(version), codec.encode_meta(model.meta))
     client.zadd(keys.versions, {version: time.time()})
     client.zrem(keys.pending, version)
     client.set(keys.pointer, version)  # the flip: from here on readers see the new version
 
 
-def _text(value: Any) -> str:
-    """Redis replies are bytes unless the client decodes them."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def live_version(client: redis.Redis, keys: Keys) -> str | None:
     """The version readers resolve now."""
     raw = client.get(keys.pointer)
-    return _text(raw) if raw is not None else None
+    return text(raw) if raw is not None else None
 
 
 def published_versions(client: redis.Redis, keys: Keys) -> list[str]:
     """Published versions, oldest first."""
-    return [_text(v) for v in client.zrange(keys.versions, 0, -1)]
+    return [text(v) for v in client.zrange(keys.versions, 0, -1)]
 
 
 def pending_versions(client: redis.Redis, keys: Keys) -> list[str]:
     """Versions being written (or abandoned by a killed run), oldest first."""
-    return [_text(v) for v in client.zrange(keys.pending, 0, -1)]
+    return [text(v) for v in client.zrange(keys.pending, 0, -1)]
 
 
 def rollback(client: redis.Redis, keys: Keys, to: str | None = None) -> str:
@@ -211,7 +210,7 @@ def prune(client: redis.Redis, keys: Keys, keep: int, now: float | None = None) 
     versions = published_versions(client, keys)
     doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != live]
     stale = client.zrangebyscore(keys.pending, "-inf", now - STALE_PENDING_SECONDS)
-    doomed += [_text(v) for v in stale]
+    doomed += [text(v) for v in stale]
     for version in doomed:
         delete_version(client, keys, version)
     return doomed

@@ -1,0 +1,225 @@
+"""Live article writes: upserted articles placed into Related lists, takedowns out of every answer.
+
+The first upsert a process serves loads the version's article vectors (recommender/live/vectors.py:
+numpy and scipy, never scikit-learn), so a replica that only reads never holds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recommender.domain import Article
+from recommender.errors import NoModelPublished
+from recommender.live.config import VersionConfig
+from recommender.reader import Reader
+from recommender.store import codec
+from recommender.store.codec import Candidate
+from recommender.store.keys import LIVE_KEY_TTL
+from recommender.v1 import recommender_pb2 as pb
+
+if TYPE_CHECKING:  # the vectors pull in scipy's sparse matrices: loaded on the first upsert only
+    from recommender.live.vectors import LiveVector, VectorIndex
+
+CANDIDATE_MARGIN = 10
+"""Candidates beyond top_k looked at, so dropping near-duplicates still leaves top_k."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an upserted article goes: its own list (positions in the index's ids) and the lists
+    it enters (hosts); `duplicate` when it is a republished copy of an article already there."""
+
+    own: list[int]
+    hosts: list[int]
+    duplicate: bool
+
+
+def place(
+    scores: NDArray[np.float32],
+    text_scores: NDArray[np.float32],
+    kth: NDArray[np.float32],
+    ids: list[str],
+    deleted: frozenset[str],
+    cfg: VersionConfig,
+) -> Placement:
+    """The article's best top_k (no near-duplicate: the same story is not 'related'), and the
+    lists it beats the last entry of. `kth` covers the version's articles; positions past it are
+    live upserts, whose lists are always open. Taken-down ids never count."""
+    depth = min(len(scores), cfg.top_k + CANDIDATE_MARGIN + len(deleted))
+    best = np.argpartition(-scores, depth - 1)[:depth] if depth else np.zeros(0, dtype=int)
+    best = best[np.argsort(-scores[best], kind="stable")]
+    top = [int(j) for j in best if scores[j] > 0 and ids[j] not in deleted]
+    # Near-duplicates by TF-IDF cosine: the LSA part makes every story of a thread look alike.
+    duplicates = [j for j in top if text_scores[j] >= cfg.duplicate_threshold]
+    own = [j for j in top if text_scores[j] < cfg.duplicate_threshold][: cfg.top_k]
+    # A republished story enters no other list: those lists already show the original.
+    hosts = [] if duplicates else [j for j in own if j >= len(kth) or scores[j] > kth[j]]
+    return Placement(own, hosts, bool(duplicates))
+
+
+class ArticleWriter:
+    """Handles UpsertArticles and DeleteArticle."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self.keys = reader.keys
+        self._index: VectorIndex | None = None
+        self._index_lock = asyncio.Lock()
+        self._upsert_lock = asyncio.Lock()
+
+    async def vector_index(self, version: str) -> VectorIndex:
+        """The version's vectors with every live upsert's vector, loaded on first use."""
+        async with self._index_lock:
+            if self._index is None or self._index.version != version:
+                self._index = await self._load_index(version)
+            await self._sync_live_rows(self._index)
+            return self._index
+
+    async def _load_index(self, version: str) -> VectorIndex:
+        from recommender.live.vectors import VectorIndex
+        from recommender.store.vectors import decode_vectors
+
+        count = int((await self.reader.meta(version)).get("vector_chunks", 0))
+        text_model, *blob = await self.reader.run(
+            lambda p: (
+                [p.get(self.keys.vectorizer(version))]
+                + [p.get(self.keys.vectors_chunk(version, n)) for n in range(count)]
+            )
+        )
+        if text_model is None or not blob or any(c is None for c in blob):
+            raise NoModelPublished(f"version {version} was published without article vectors")
+        ids, matrix, kth, extras = await asyncio.to_thread(decode_vectors, blob)
+        return await asyncio.to_thread(
+            VectorIndex.build, version, text_model, ids, matrix, kth, extras
+        )
+
+    async def _sync_live_rows(self, index: VectorIndex) -> None:
+        """Bring live rows in line with the upserted set another replica may have changed."""
+        await self.reader.refresh_live()
+        wanted = self.reader.upserted
+        for gone in [i for i in index.live if i not in wanted]:
+            index.set_live(gone, None)
+        missing = sorted(wanted - index.live.keys())
+        if not missing:
+            return
+        raws = await self.reader.run(
+            lambda p: (
+                [p.get(self.keys.live_vector(index.version, i)) for i in missing]
+                + [p.get(self.keys.live_doc(i)) for i in missing]
+            )
+        )
+        vectors, docs = raws[: len(missing)], raws[len(missing) :]
+        for aid, vec, doc in zip(missing, vectors, docs, strict=True):
+            if vec is not None:
+                index.set_live(aid, _live_vector(vec, index.width))
+            elif doc is not None:  # upserted under an older version: re-vectorise its text
+                vector = index.vectorize(codec.decode_document(aid, doc))
+                index.score(vector, aid)  # fills in its LSA row
+                index.set_live(aid, vector)
+
+    async def upsert(self, articles: list[Article]) -> list[pb.UpsertResult]:
+        """Place each article: its own list, its entries in others' lists, its live records."""
+        version = await self.reader.live_version()
+        cfg = await self.reader.config(version)
+        async with self._upsert_lock:  # one at a time per process: each sees the one before
+            index = await self.vector_index(version)
+            results = []
+            for article in articles:
+                results.append(await self._upsert_one(version, index, cfg, article))
+            await self.reader.run(lambda p: p.incr(self.keys.epoch))
+            await self.reader.refresh_live()
+        return results
+
+    async def _upsert_one(
+        self, version: str, index: VectorIndex, cfg: VersionConfig, article: Article
+    ) -> pb.UpsertResult:
+        vector = index.vectorize(article)
+        created = article.id not in index.positions and article.id not in index.live
+        ids, scores, text_scores = index.score(vector, article.id)
+        placed = place(scores, text_scores, index.kth, ids, self.reader.deleted, cfg)
+        records = await self.reader.articles(version, [ids[j] for j in placed.own])
+        related: list[Candidate] = [
+            (ids[j], float(scores[j]), rec.sections)
+            for j, rec in zip(placed.own, records, strict=True)
+            if rec is not None
+        ]
+        hosts = [(ids[j], float(scores[j])) for j in placed.hosts]
+        await self.reader.run(
+            lambda pipe: self._write_upsert(pipe, version, article, vector, related, hosts, cfg)
+        )
+        index.set_live(article.id, vector)
+        return pb.UpsertResult(
+            article_id=article.id,
+            created=created,
+            related_count=len(related),
+            inserted_into=len(hosts),
+        )
+
+    def _write_upsert(
+        self,
+        pipe: Any,
+        version: str,
+        article: Article,
+        vector: LiveVector,
+        related: list[Candidate],
+        hosts: list[tuple[str, float]],
+        cfg: VersionConfig,
+    ) -> None:
+        """Queue an upsert's writes: its record, list and vector, its entries in hosts' lists."""
+        from recommender.store.vectors import encode_vector
+
+        keys = self.keys
+        pipe.set(keys.live_doc(article.id), codec.encode_document(article))
+        pipe.set(keys.live_related(article.id), codec.encode_related(related))
+        pipe.set(
+            keys.live_vector(version, article.id),
+            encode_vector(vector.tfidf, vector.dense()),
+            ex=LIVE_KEY_TTL,
+        )
+        pipe.hset(keys.upserted, article.id, repr(time.time()))
+        pipe.srem(keys.deleted, article.id)
+        for host, score in hosts:
+            key = keys.live_inserts(host)
+            pipe.zadd(key, {article.id: score})
+            pipe.zremrangebyrank(key, 0, -(cfg.top_k + 1))
+            pipe.expire(key, LIVE_KEY_TTL)
+
+    async def delete(self, article_id: str) -> bool:
+        """Record a takedown; True if the article was known."""
+        version = await self.reader.live_version()
+        await self.reader.refresh_live()
+        known = (
+            article_id in self.reader.upserted
+            or (await self.reader.articles(version, [article_id]))[0] is not None
+        )
+
+        def build(pipe: Any) -> None:
+            pipe.sadd(self.keys.deleted, article_id)
+            pipe.hdel(self.keys.upserted, article_id)
+            pipe.delete(self.keys.live_doc(article_id))  # one key per command: cluster-safe
+            pipe.delete(self.keys.live_related(article_id))
+            pipe.incr(self.keys.epoch)
+
+        await self.reader.run(build)
+        await self.reader.refresh_live()
+        if self._index is not None:
+            self._index.set_live(article_id, None)
+        return known
+
+
+def _live_vector(raw: bytes, width: int) -> LiveVector:
+    """A stored live vector: TF-IDF row, then its raw and final LSA rows (when it has them)."""
+    from recommender.live.vectors import LiveVector
+    from recommender.store.vectors import decode_vector
+
+    row, dense = decode_vector(raw, width)
+    if dense is None:
+        return LiveVector(row)
+    half = len(dense) // 2
+    return LiveVector(row, dense[:half], dense[half:])

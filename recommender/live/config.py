@@ -1,0 +1,55 @@
+"""The live version's parameters as serving needs them, read from the version's manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recommender import scoring
+from recommender.live.counters import TrendingScoring
+from recommender.scoring import HOUR, BetaPrior
+from recommender.similarity import DUPLICATE_THRESHOLD, TOP_K
+
+
+@dataclass(frozen=True)
+class VersionConfig:
+    """What training recorded about one version (times in seconds)."""
+
+    scoring: TrendingScoring
+    dedup: float
+    top_k: int
+    duplicate_threshold: float
+    as_of: float
+
+    @property
+    def window(self) -> float:
+        """Events older than this are rejected."""
+        return self.scoring.window
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> VersionConfig:
+        """The parameters the training run recorded (the shared defaults for older manifests)."""
+        p = meta.get("parameters", {})
+        alpha, beta = p.get("trending.prior_alpha"), p.get("trending.prior_beta")
+        hours = {
+            name: float(p.get(f"trending.{name}", default)) * HOUR
+            for name, default in (
+                ("half_life_hours", scoring.HALF_LIFE_HOURS),
+                ("exposure_half_life_hours", scoring.EXPOSURE_HALF_LIFE_HOURS),
+                ("window_hours", scoring.WINDOW_HOURS),
+            )
+        }
+        trending = TrendingScoring(
+            half_life=hours["half_life_hours"],
+            exposure_half_life=hours["exposure_half_life_hours"],
+            window=hours["window_hours"],
+            prior=BetaPrior(float(alpha), float(beta)) if alpha and beta else None,
+        )
+        dedup = p.get("trending.session_dedup_minutes", scoring.SESSION_DEDUP_MINUTES)
+        return cls(
+            scoring=trending,
+            dedup=float(dedup) * 60.0,
+            top_k=int(p.get("related.top_k", TOP_K)),
+            duplicate_threshold=float(p.get("related.duplicate_threshold", DUPLICATE_THRESHOLD)),
+            as_of=float(p.get("trending.as_of", 0.0)),
+        )

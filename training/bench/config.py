@@ -1,0 +1,25 @@
+"""What one `newsrec bench related` run measures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One bench run."""
+
+    articles: int
+    k: int = 50
+    sample: int = 2000
+    n_jobs: int = 2
+    corpus: Path | None = None
+    redis_url: str | None = None
+    publish: bool = True
+    method: str = "pruned"
+    knobs: dict[str, int] = field(default_factory=dict)
+    sweeps: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """Knobs and values: search again with each (time and recall, for the plots)."""
+    progress: bool = False
+    seed: int = 0

@@ -1,0 +1,177 @@
+"""The nightly job's commands: `newsrec train`, `rollback`, `versions`, `export-events`
+(see newsrec/cli.py for the table)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from recommender.config import add_settings_flags, settings_from_args
+from recommender.connect import sync_client
+from recommender.store.keys import Keys
+from training.sources.common import InputError, parse_time
+
+
+def add_train(parser: argparse.ArgumentParser) -> None:
+    """Flags of `newsrec train`."""
+    from training.params import add_train_flags
+
+    add_settings_flags(parser)
+    parser.add_argument("--articles", type=Path, required=True, help="article export")
+    parser.add_argument("--clicks", type=Path, help="click log (JSONL/CSV/MIND behaviors.tsv)")
+    parser.add_argument("--format", default="auto", choices=["auto", "jsonl", "csv", "mind"])
+    parser.add_argument(
+        "--as-of",
+        help="score trending as of this time (RFC 3339 or epoch); default: the newest event",
+    )
+    parser.add_argument("--model-dir", type=Path, help="where model/<version>/ folders go")
+    add_train_flags(parser)
+    parser.add_argument(
+        "--max-bad-rows",
+        type=int,
+        default=0,
+        help="skip up to N bad input rows instead of stopping (default 0)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress; one summary line")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, publish, and print the summary."""
+    from training.params import train_params
+    from training.pipeline import TrainConfig, train
+
+    if args.max_bad_rows < 0:
+        raise InputError("--max-bad-rows must be >= 0")
+    settings = settings_from_args(args)
+    related, trending = train_params(args)
+    config = TrainConfig(
+        articles=args.articles,
+        clicks=args.clicks,
+        format=args.format,
+        as_of=parse_time(args.as_of) if args.as_of else None,
+        model_dir=settings.model_dir,
+        max_bad_rows=args.max_bad_rows,
+        related=related,
+        trending=trending,
+        keep_versions=settings.keep_versions,
+        publish_batch=settings.publish_batch,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    result = train(config, sync_client(settings), Keys(settings.namespace), log)
+    if args.quiet:
+        seconds = sum(result.stage_seconds.values())
+        print(f"published {result.version}: {result.meta['articles']} articles, {seconds:.1f}s")
+    else:
+        print(summary(result))
+    return 0
+
+
+def summary(result: Any) -> str:
+    """The one-screen report printed at the end of a training run (a pipeline.TrainResult)."""
+    meta = result.meta
+    arts = result.articles
+    lines = [
+        f"published version {result.version}  (model folder {result.model_path})",
+        f"  articles   {meta['articles']:>9,}  from {arts.path} ({arts.format}), "
+        f"{len(arts.bad_rows)} bad rows skipped",
+    ]
+    if result.events is not None:
+        ev = result.events
+        lines.append(
+            f"  events     {len(ev):>9,}  ({ev.clicks:,} clicks) from {ev.path}, "
+            f"{len(ev.bad_rows)} bad rows skipped, {ev.unknown_ids:,} with unknown "
+            "article ids ignored"
+        )
+    lines.append(
+        f"  vocabulary {meta['vocabulary']:>9,} terms; {meta['duplicate_pairs']:,} "
+        "near-duplicate pairs kept out of lists"
+    )
+    lines.append(f"  sections   {', '.join(meta['sections'])}")
+    lines.append(trending_summary(meta))
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stage_seconds.items())
+    lines.append(f"  time       {sum(result.stage_seconds.values()):.2f}s ({stages})")
+    lines.append(f"  peak RSS   {result.peak_rss_mb:,.0f} MB")
+    if result.pruned:
+        lines.append(f"  pruned     {', '.join(result.pruned)}")
+    return "\n".join(lines)
+
+
+def trending_summary(meta: Mapping[str, Any]) -> str:
+    """The training summary's line about the trending model."""
+    p = meta.get("parameters", {})
+    mode = "click rate x exposure" if p.get("trending.prior_alpha") is not None else "clicks"
+    line = (
+        f"  trending   {mode}, half-life {p.get('trending.half_life_hours')} h, exposure"
+        f" {p.get('trending.exposure_half_life_hours')} h"
+    )
+    if p.get("trending.fit.fitted"):
+        return line + (
+            f" (fitted: nDCG@10 {p.get('trending.fit.ndcg@10')} over"
+            f" {p.get('trending.fit.steps')} replay steps)"
+        )
+    return line + f" (not fitted: {p.get('trending.fit.note')})"
+
+
+def add_rollback(parser: argparse.ArgumentParser) -> None:
+    """Flags of `newsrec rollback`."""
+    add_settings_flags(parser)
+    parser.add_argument("--to", help="version to restore (default: the one before the live one)")
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    """Point readers at an earlier published version."""
+    from training import publish
+
+    settings = settings_from_args(args)
+    version = publish.rollback(sync_client(settings), Keys(settings.namespace), args.to)
+    print(f"live version is now {version}")
+    return 0
+
+
+def add_versions(parser: argparse.ArgumentParser) -> None:
+    """Flags of `newsrec versions`."""
+    add_settings_flags(parser)
+
+
+def run_versions(args: argparse.Namespace) -> int:
+    """List the published versions, the live one marked."""
+    from training import publish
+
+    settings = settings_from_args(args)
+    client, keys = sync_client(settings), Keys(settings.namespace)
+    live = publish.live_version(client, keys)
+    for version in publish.published_versions(client, keys):
+        print(("* " if version == live else "  ") + version)
+    return 0
+
+
+def add_export_events(parser: argparse.ArgumentParser) -> None:
+    """Flags of `newsrec export-events`."""
+    add_settings_flags(parser)
+    parser.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    parser.add_argument("--since", help="only events at or after this time (RFC 3339 or epoch)")
+    parser.add_argument("--until", help="only events before this time")
+
+
+def run_export_events(args: argparse.Namespace) -> int:
+    """Write the live event stream as a click log."""
+    from training.export import export_events
+
+    settings = settings_from_args(args)
+    count = export_events(
+        sync_client(settings),
+        Keys(settings.namespace),
+        args.out,
+        parse_time(args.since) if args.since else None,
+        parse_time(args.until) if args.until else None,
+    )
+    print(f"wrote {count:,} events to {args.out}")
+    return 0

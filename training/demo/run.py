@@ -1,0 +1,113 @@
+"""`newsrec demo`: generate the demo corpus, train and publish, start a real gRPC server, and
+print the Related and Popular boxes as a site backend would receive them."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+
+from recommender.config import Settings
+from recommender.server import create_server
+from recommender.store.keys import Keys
+from recommender.v1 import recommender_pb2 as pb
+from recommender.v1 import recommender_pb2_grpc as pb_grpc
+from training.demo.generate import DemoSpec, generate
+from training.pipeline import TrainConfig, train
+
+
+def _show(title: str, items: list[pb.Item]) -> None:
+    print(f"\n{title}")
+    for n, item in enumerate(items, start=1):
+        sections = "|".join(item.sections)
+        when = (
+            item.published_at.ToDatetime().strftime("%Y-%m-%d %H:%M")
+            if item.HasField("published_at")
+            else "-"
+        )
+        print(
+            f"  {n:>2}. [{sections}] {item.title}  ({item.article_id}, {when}, "
+            f"score {item.score:.3f})"
+        )
+
+
+async def _query(port: int, sample_id: str, section: str, all_ids: list[str]) -> None:
+    """Real gRPC calls against the running server, then a short latency sample."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.RecommenderStub(channel)
+        info = await stub.GetModelInfo(pb.GetModelInfoRequest())
+        print(
+            f"\nmodel {info.model_version}: {info.article_count:,} articles, "
+            f"{info.click_count:,} clicks, sections {', '.join(info.sections)}"
+        )
+        related = await stub.GetRelated(pb.GetRelatedRequest(article_id=sample_id, limit=8))
+        _show(f"Related Articles for {sample_id}:", list(related.items))
+        popular = await stub.GetPopular(pb.GetPopularRequest(limit=8))
+        _show(
+            f"Popular (site-wide, as of {popular.as_of.ToDatetime():%Y-%m-%d %H:%M} UTC):",
+            list(popular.items),
+        )
+        in_section = await stub.GetPopular(pb.GetPopularRequest(section=section, limit=5))
+        _show(f"Popular in {section!r}:", list(in_section.items))
+        print()
+        for label, ids in (
+            ("first call per article (read from Redis)", all_ids[:300]),
+            ("repeat calls (in-process answer cache)", all_ids[:300]),
+        ):
+            latencies = []
+            for article_id in ids:
+                start = time.perf_counter()
+                await stub.GetRelated(pb.GetRelatedRequest(article_id=article_id, limit=10))
+                latencies.append((time.perf_counter() - start) * 1000)
+            cuts = statistics.quantiles(latencies, n=100)
+            p50, p99 = cuts[49], cuts[98]
+            print(
+                f"GetRelated latency, {len(latencies)} sequential calls, {label}: "
+                f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+            )
+
+
+def run_demo(settings: Settings, data_dir: Path) -> int:
+    """The whole demo; returns the exit status."""
+    import redis as redis_sync
+
+    from recommender.embedded import resolve_redis_url
+
+    articles_path, clicks_path = data_dir / "articles.jsonl", data_dir / "clicks.jsonl"
+    if not (articles_path.exists() and clicks_path.exists()):
+        print(f"generating the demo corpus in {data_dir} ...")
+        generate(data_dir, DemoSpec())
+    url = resolve_redis_url(settings.redis_url, settings.data_dir)
+    print(f"Redis: {url}")
+    client = redis_sync.Redis.from_url(url)
+    config = TrainConfig(
+        articles=articles_path,
+        clicks=clicks_path,
+        model_dir=settings.model_dir,
+        keep_versions=settings.keep_versions,
+        progress=False,
+    )
+    result = train(config, client, Keys(settings.namespace), log=lambda m: print(f"  {m}"))
+    print(
+        f"trained and published {result.version} in {sum(result.stage_seconds.values()):.1f}s"
+        f" (peak RSS {result.peak_rss_mb:,.0f} MB)"
+    )
+    first = result.articles.articles[len(result.articles.articles) // 2]
+    section = first.sections[0] if first.sections else ""
+
+    async def serve_and_query() -> None:
+        server, port = await create_server(replace(settings, redis_url=url, port=0))
+        print(f"gRPC server listening on 127.0.0.1:{port}")
+        try:
+            others = [a.id for a in result.articles.articles if a.id != first.id]
+            await _query(port, first.id, section, others)
+        finally:
+            await server.stop(2)
+            print("\nserver stopped")
+
+    asyncio.run(serve_and_query())
+    return 0

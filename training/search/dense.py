@@ -1,0 +1,76 @@
+"""Candidates by the dense part alone: an inverted file on spherical k-means clusters."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from numpy.typing import NDArray
+
+from training.search.blocks import PAD_BUDGET, run_blocks
+
+
+def spherical_kmeans(
+    rows: NDArray[np.float32], clusters: int, rounds: int = 8, seed: int = 0
+) -> NDArray[np.float32]:
+    """Unit-norm centres of `clusters` groups of unit-norm rows (Lloyd's rounds on cosine)."""
+    rng = np.random.default_rng(seed)
+    centres = rows[rng.choice(len(rows), clusters, replace=False)]
+    for _ in range(rounds):
+        label = np.argmax(rows @ centres.T, axis=1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, label, rows)
+        empty = ~sums.any(axis=1)  # an empty cluster restarts on a random row
+        sums[empty] = rows[rng.choice(len(rows), int(empty.sum()))]
+        centres = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+    return centres.astype(np.float32)
+
+
+def cluster_candidates(
+    dense: NDArray[np.float32],
+    allowed: NDArray[np.bool_] | None,
+    want: int,
+    probes: int,
+    block: int,
+    n_jobs: int,
+    progress: bool,
+) -> NDArray[np.int32]:
+    """Each row's best `want` other rows by dense dot product alone, from an inverted file:
+    rows grouped by their nearest k-means centre; the rows of a group score (one matrix product)
+    the members of the `probes` groups whose centres are nearest to theirs."""
+    n = len(dense)
+    clusters = int(np.clip(np.sqrt(n), 1, 2048))
+    fit_rows = np.random.default_rng(0).choice(n, min(n, 64 * clusters), replace=False)
+    centres = spherical_kmeans(dense[np.sort(fit_rows)], clusters)
+    label = np.concatenate(
+        [np.argmax(dense[a : a + 65536] @ centres.T, axis=1) for a in range(0, n, 65536)]
+    )
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(clusters + 1))
+    near = np.argsort(-(centres @ centres.T), axis=1)[:, :probes]
+    out = np.full((n, want), -1, dtype=np.int32)
+
+    def work(start: int, stop: int) -> None:
+        for cell in np.unique(label[order[start:stop]]):
+            queries = order[bounds[cell] : bounds[cell + 1]]
+            pool = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in near[cell]])
+            if allowed is not None:
+                pool = pool[allowed[pool]]
+            if len(pool) == 0:
+                continue
+            step = max(1, PAD_BUDGET // len(pool))  # bounds the score block's memory
+            for a in range(0, len(queries), step):
+                rows = queries[a : a + step]
+                sims = dense[rows] @ dense[pool].T
+                sims[rows[:, None] == pool[None, :]] = -np.inf  # never the article itself
+                take = min(want, len(pool))
+                best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+                ok = np.isfinite(np.take_along_axis(sims, best, 1))
+                out[rows, :take] = np.where(ok, pool[best], -1)
+
+    # Blocks of whole clusters, about `block` queries each.
+    cuts = np.unique(np.searchsorted(bounds, np.arange(0, n, block), side="right") - 1)
+    edges = [*bounds[cuts].tolist(), n]
+    blocks = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+    run_blocks(work, n, blocks, n_jobs, "neighbours (dense part)", progress)
+    return out

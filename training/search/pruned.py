@@ -1,0 +1,115 @@
+"""Pruned top-k neighbours: scales to a million articles and beyond.
+
+Only ~150 candidates per article are scored exactly, from three sources:
+  1. a pruned index: each article keeps its `doc_terms` heaviest terms, each term the `postings`
+     articles where it weighs most (impact-ordered postings), so a query (cut to its
+     `query_terms` heaviest terms) reads a bounded number of postings however large the corpus;
+     the `candidates` best approximate scores are kept (training/search/index.py and the
+     compiled loop of training/search/kernels.py);
+  2. the dense part: an inverted file on k-means clusters of the dense rows; a query's cluster
+     scores the members of the `probes` nearest clusters, `dense_candidates` best kept
+     (training/search/dense.py);
+  3. expansion: the top `expand` neighbours of each article's top `expand` neighbours (one round
+     of NN-descent), scored after a first pass.
+Every candidate is scored with the exact blended similarity and the top k are kept. Work runs
+in blocks of rows on threads that share the rows: the compiled loops, scipy's sparse kernels and
+numpy release the GIL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from training.memory import trim_heap
+from training.search.blocks import fresh, run_blocks, top_k_sorted
+from training.search.dense import cluster_candidates
+from training.search.index import build_index
+from training.search.kernels import index_candidates
+from training.search.rows import SearchRows
+
+Indices = NDArray[np.int32]
+Scores = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class PrunedParams:
+    """Knobs of the pruned search (chosen in benchmarks/RESULTS.md)."""
+
+    query_terms: int = 100
+    """Heaviest terms of a query matched against the index."""
+    doc_terms: int = 50
+    """Heaviest terms of each article that enter the index."""
+    postings: int = 100
+    """Articles kept per term in the index, the ones where the term weighs most."""
+    candidates: int = 0
+    """Best approximate matches from the index scored exactly (0: 50 with a dense part, else 100,
+    which makes up for the missing dense candidates)."""
+    dense_candidates: int = 50
+    """Best matches by the dense part alone scored exactly too (0 = none)."""
+    probes: int = 8
+    """Clusters of the dense part searched for them: the query's and the nearest others."""
+    expand: int = 10
+    """Neighbours of the top `expand` neighbours are scored too (0 = no second pass)."""
+    block: int = 256
+    """Queries per sparse product."""
+
+    def __post_init__(self) -> None:
+        positive = (self.query_terms, self.doc_terms, self.postings, self.probes, self.block)
+        if min(positive) < 1 or min(self.candidates, self.dense_candidates, self.expand) < 0:
+            raise ValueError(f"pruned search knobs out of range: {self}")
+
+
+def pruned_search(
+    data: SearchRows, k: int, params: PrunedParams, n_jobs: int = 2, progress: bool = False
+) -> tuple[Indices, Scores]:
+    """Top-k per row by exact similarity among candidates from a pruned index (see module doc)."""
+    n, width = data.n, max(k, params.expand)
+    indices = np.full((n, width), -1, dtype=np.int32)
+    scores = np.zeros((n, width), dtype=np.float32)
+    if n < 2 or k == 0:
+        return indices[:, :k], scores[:, :k]
+    dense = None
+    if data.dense is not None and params.dense_candidates > 0:
+        dense = cluster_candidates(data.dense, data.allowed, params.dense_candidates,
+                                   params.probes, params.block, n_jobs, progress)  # fmt: skip
+    if params.candidates == 0:
+        params = replace(params, candidates=100 if dense is None else 50)
+    index = build_index(data.x, params.doc_terms, params.postings, data.allowed)
+    # Its temporaries (GBs at a million rows) partly sit in the heap, which keeps freed pages
+    # until trimmed; the search after it would add to them, not reuse them.
+    trim_heap()
+
+    def first_pass(start: int, stop: int) -> None:
+        rows = np.arange(start, stop)
+        cand = index_candidates(data.x, index, params.query_terms, params.candidates, start,
+                                stop)  # fmt: skip
+        if dense is not None:
+            extra = dense[start:stop].astype(np.int64)
+            extra[~fresh(cand, extra)] = -1
+            cand = np.hstack([cand, extra])
+        top, top_scores = top_k_sorted(cand, data.pair_scores(rows, cand), width)
+        indices[start:stop], scores[start:stop] = top, top_scores
+
+    run_blocks(first_pass, n, params.block, n_jobs, "neighbours", progress)
+    if params.expand == 0:
+        return indices[:, :k], scores[:, :k]
+    e = params.expand
+    seeds = indices[:, :e].astype(np.int64)  # a snapshot: blocks rewrite `indices` as they go
+
+    def expand(start: int, stop: int) -> None:
+        rows = np.arange(start, stop)
+        near = seeds[start:stop]
+        offered = np.where(np.repeat(near < 0, e, axis=1), -1, seeds[near].reshape(len(rows), -1))
+        offered[offered == rows[:, None]] = -1
+        current = indices[start:stop].astype(np.int64)
+        offered[~fresh(current, offered)] = -1
+        cand = np.hstack([current, offered])
+        known = np.where(current >= 0, scores[start:stop], -np.inf)
+        cand_scores = np.hstack([known, data.pair_scores(rows, offered)])
+        indices[start:stop], scores[start:stop] = top_k_sorted(cand, cand_scores, width)
+
+    run_blocks(expand, n, params.block, n_jobs, "neighbours (expand)", progress)
+    return indices[:, :k], scores[:, :k]
