@@ -8,7 +8,7 @@ MODEL_DIR ?= .newsrec/models
 PROTO_SRC := protos/recommender/v1/recommender.proto
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test serve train proto lint bench clean
+.PHONY: help venv demo test test-fast serve train proto lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,workbench]'
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv and install the project with its dev tools
@@ -26,6 +26,9 @@ demo: venv ## Generate the demo corpus, train, serve, and show real gRPC answers
 
 test: venv ## Run the whole test suite (real Redis, real gRPC)
 	$(PY) -m pytest
+
+test-fast: venv ## The inner loop: every test but the slow ones (real data, benchmarks)
+	$(PY) -m pytest -m "not slow"
 
 serve: venv ## Serve the live model over gRPC (NEWSREC_PORT, default 50051)
 	$(NEWSREC) serve
@@ -41,12 +44,13 @@ proto: venv ## Regenerate the Python stubs from protos/
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy recommender training tests
+	$(VENV)/bin/mypy recommender training newsrec tests
 
 bench: venv ## Benchmarks (figures go to benchmarks/RESULTS.md by hand; BENCH_ARTICLES=100000)
 	$(NEWSREC) bench related --articles $(or $(BENCH_ARTICLES),100000) --progress
 	$(NEWSREC) bench serve --plots benchmarks
 	$(NEWSREC) bench upsert --articles 20000
+	$(NEWSREC) bench footprint
 
 clean: ## Remove the venv, local Redis data and models
 	rm -rf $(VENV) .newsrec

@@ -49,6 +49,8 @@ class Settings:
     """In-process cache of whole answers, keyed by request, version and live-state epoch."""
     last_good_entries: int = 10_000
     """Answers kept to serve the same request while Redis is unreachable."""
+    sections_cache_entries: int = 200_000
+    """Known articles whose sections the event path keeps (cleared when full, refilled on use)."""
     live_cache_seconds: float = 1.0
     """How long a server reuses live Popular counts before reading them again."""
     event_stream_max_batches: int = 1_000_000

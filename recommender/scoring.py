@@ -16,8 +16,9 @@ Why this shape: on MIND, clicks in the next hour follow what is being shown now 
 half-life) times how well it converts (a click rate over a longer half-life, shrunk so that an
 article with 1 click in 2 views does not outrank one with 40 in 1,000).
 
-Serving keeps click and impression counters (e.g. per minute), turns them into C, I and E with
-`decayed_totals` (or any equivalent sum), and calls `trending_score` with the stored prior.
+Serving keeps click and impression counters (per minute and per hour), turns them into C, I and
+E by summing each bucket's counts times `decay_weights` of its age (recommender/live/counters.py),
+and calls `trending_score` with the stored prior.
 """
 
 from __future__ import annotations
@@ -58,13 +59,6 @@ def decay_weights(age_seconds: ArrayLike, half_life_seconds: float) -> NDArray[n
     age = np.asarray(age_seconds, dtype=np.float64)
     weights = np.exp2(-np.maximum(age, 0.0) / half_life_seconds)
     return np.where(age < 0, 0.0, weights)
-
-
-def decayed_totals(
-    counts: ArrayLike, age_seconds: ArrayLike, half_life_seconds: float
-) -> NDArray[np.float64]:
-    """Per-row decayed sums of bucketed counts: counts is (items, buckets), ages (buckets,)."""
-    return np.asarray(counts, dtype=np.float64) @ decay_weights(age_seconds, half_life_seconds)
 
 
 def smoothed_ctr(

@@ -139,7 +139,7 @@ def make_service(settings: Settings) -> RecommenderService:
     )
     return RecommenderService(
         reader,
-        EventWriter(reader, settings.event_stream_max_batches),
+        EventWriter(reader, settings.event_stream_max_batches, settings.sections_cache_entries),
         ArticleWriter(reader),
         LiveCounts(settings.live_cache_seconds),
         settings.answer_cache_entries,

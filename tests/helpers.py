@@ -63,20 +63,24 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
-def newsrec(
-    settings: Settings, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the `newsrec` command as cron would, on the test's Redis, namespace and models."""
-    variables = {
+def newsrec_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `newsrec` process on the test's Redis, namespace and models."""
+    return {
         **os.environ,
         "NEWSREC_REDIS_URL": settings.redis_url,
         "NEWSREC_NAMESPACE": settings.namespace,
         "NEWSREC_MODEL_DIR": str(settings.model_dir),
-        **(env or {}),
+        **extra,
     }
+
+
+def newsrec(
+    settings: Settings, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `newsrec` command as cron would, on the test's Redis, namespace and models."""
     return subprocess.run(
         [sys.executable, "-m", "newsrec.cli", *args],
-        env=variables,
+        env=newsrec_env(settings, **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from recommender.config import Settings
 
 
@@ -24,6 +26,7 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_bench_serve_measures_ours_bare_and_stream(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "serve.json"
     done = run_cli(
@@ -57,6 +60,7 @@ def test_bench_serve_measures_ours_bare_and_stream(settings: Settings, tmp_path:
         ("bare", "GetRelated"),
     }
     assert all(r["calls"] > 0 and r["errors"] == 0 for r in results["runs"])
+    assert all(0 < r["p50_ms"] <= r["p99_ms"] < 5_000 and r["qps"] > 1 for r in results["runs"])
     assert results["stream"]["accepted"] == 2000
     batched = results["stream_batches"]
     assert batched["accepted"] == 2000 and batched["batch"] == 100  # not deduplicated by the above
@@ -66,6 +70,7 @@ def test_bench_serve_measures_ours_bare_and_stream(settings: Settings, tmp_path:
     assert (tmp_path / "plots" / "serve-qps.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_bench_upsert_reports_latency(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "upsert.json"
     done = run_cli(
@@ -73,5 +78,23 @@ def test_bench_upsert_reports_latency(settings: Settings, tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
-    assert result["upserts"] == 5 and 0 < result["p50_ms"] <= result["p99_ms"]
-    assert "p99" in done.stdout
+    assert result["upserts"] == 5 and 0 < result["p50_ms"] <= result["p99_ms"] < 10_000
+    assert 0 < result["first_upsert_seconds"] < 120
+    assert 30 < result["server_rss_mb"] < 2_000
+    assert f"p99 {result['p99_ms']:.1f} ms" in done.stdout
+
+
+@pytest.mark.slow
+def test_bench_footprint_measures_a_lean_replica(settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "footprint.json"
+    done = run_cli(settings, "bench", "footprint", "--articles", "300", "--calls", "50",
+                   "--repeats", "2", "--json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert len(result["runs"]) == 2 and result["calls"] == 50
+    for run in result["runs"]:
+        assert 0 < run["listening_ms"] < 60_000
+        assert 10 < run["rss_serving_mb"] <= run["hwm_mb"] < 1_000
+        assert run["rss_after_calls_mb"] <= run["hwm_mb"]
+    assert result["mapped"] == []  # no scikit-learn, numba, scipy, matplotlib in a read replica
+    assert "heavy libraries mapped: none" in done.stdout

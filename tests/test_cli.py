@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from recommender.config import Settings
 from recommender.v1 import recommender_pb2 as pb
@@ -19,11 +20,17 @@ from tests.corpus import write_corpus
 from tests.helpers import newsrec
 
 
+@pytest.mark.slow
 def test_train_summary_quiet_versions_and_rollback(tmp_path: Path, settings: Settings) -> None:
     articles, clicks = write_corpus(tmp_path)
     first = newsrec(settings, "train", "--articles", str(articles), "--clicks", str(clicks))
     assert first.returncode == 0, first.stderr
-    assert "articles" in first.stdout and "40" in first.stdout and "peak RSS" in first.stdout
+    summary = first.stdout
+    assert re.search(r"^  articles +40  from ", summary, re.M), summary  # the corpus has 40
+    clicks_logged = sum(1 for _ in clicks.open())
+    assert re.search(rf"^  events +{clicks_logged:,}  \(", summary, re.M), summary
+    peak = re.search(r"^  peak RSS +([\d,]+) MB$", summary, re.M)
+    assert peak is not None and 50 < int(peak.group(1).replace(",", "")) < 4000
     quiet = newsrec(settings, "train", "--articles", str(articles), "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert re.fullmatch(r"published \S+: 40 articles, [\d.]+s\n", quiet.stdout)
@@ -35,6 +42,7 @@ def test_train_summary_quiet_versions_and_rollback(tmp_path: Path, settings: Set
     assert again.returncode == 2 and "no published version older" in again.stderr
 
 
+@pytest.mark.slow
 def test_bad_rows_stop_the_run_or_are_skipped(tmp_path: Path, settings: Settings) -> None:
     articles, _ = write_corpus(tmp_path)
     lines = articles.read_text().splitlines()
@@ -50,6 +58,7 @@ def test_bad_rows_stop_the_run_or_are_skipped(tmp_path: Path, settings: Settings
     assert "1 bad rows skipped" in skipped.stdout and "39" in skipped.stdout
 
 
+@pytest.mark.slow
 def test_missing_file_and_bad_config_are_clear(tmp_path: Path, settings: Settings) -> None:
     missing = newsrec(settings, "train", "--articles", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
@@ -65,6 +74,7 @@ def test_missing_file_and_bad_config_are_clear(tmp_path: Path, settings: Setting
     assert run.returncode == 2 and "setting 'port' got 'abc'" in run.stderr
 
 
+@pytest.mark.slow
 def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path, settings: Settings) -> None:
     articles, _clicks = write_corpus(tmp_path)
     assert newsrec(settings, "train", "--articles", str(articles), "--quiet").returncode == 0

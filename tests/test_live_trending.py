@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 
 import pytest
 
@@ -12,9 +13,10 @@ from recommender.live.counters import (
     CLICKS,
     COUNTED_AS,
     EXPOSURE,
+    GRAINS,
     TrendingScoring,
     blend,
-    bucket_weights,
+    bucket_start,
     buckets_to_read,
     counter_increments,
     decayed_sums,
@@ -26,6 +28,21 @@ from recommender.store.codec import PopularList
 from recommender.store.keys import Keys
 
 T0 = 1_767_225_600  # an exact hour
+
+
+def bucket_weights(
+    events: Iterable[tuple[str, float, tuple[str, ...]]], kind: str, keys: Keys, half_life: float
+) -> dict[tuple[str, str], float]:
+    """The reference: each event's in-bucket weight 2^((ts - start) / half_life), one event at
+    a time, summed per (counter key, article) for (article, ts, sections) events."""
+    sums: dict[tuple[str, str], float] = defaultdict(float)
+    for article_id, ts, sections in events:
+        for grain, size in GRAINS:
+            start = bucket_start(ts, size)
+            for section in ("", *sections):
+                key = keys.counter(kind, grain, start, section)
+                sums[(key, article_id)] += 2.0 ** ((ts - start) / half_life)
+    return sums
 
 
 def test_bucket_weights_decay_to_each_events_exact_weight() -> None:
@@ -94,7 +111,7 @@ def test_live_components_split_kinds() -> None:
     assert live_components(plan, values, T0, cfg) == {"a": (1.0, 4.0, 2.0)}
 
 
-def test_counter_increments_add_up_to_bucket_weights_exactly() -> None:
+def test_counter_increments_add_up_to_each_events_bucket_weight() -> None:
     """The write path's per-batch increments (numpy, per article) are the same sums as
     bucket_weights (per event), for every kind, grain, bucket and section hash."""
     rng = random.Random(3)
@@ -122,5 +139,7 @@ def test_counter_increments_add_up_to_bucket_weights_exactly() -> None:
     assert got.keys() == want.keys()
     # "Sport" and "sport" share a hash: two increments there, one summed weight in `want`
     for cell, weight in want.items():
-        assert got[cell] == (weight if not cell[0].endswith(":sport") else pytest.approx(weight))
+        # Equal up to summation order (numpy picks SIMD kernels by CPU): a wrong weight is off
+        # by far more than this.
+        assert got[cell] == pytest.approx(weight, rel=1e-12)
     assert {k.split(":")[2] for k in increments} == {CLICKS, "views", EXPOSURE}

@@ -9,9 +9,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
@@ -30,6 +30,7 @@ def run_train(articles: Path, settings: Settings, client: redis.Redis, **kw: obj
     return train(config, client, Keys(settings.namespace), log=lambda _m: None)
 
 
+@pytest.mark.slow
 def test_versions_rollback_and_retention(
     tmp_path: Path, settings: Settings, client: redis.Redis, keys: Keys
 ) -> None:
@@ -85,6 +86,7 @@ def test_stale_pending_versions_are_pruned(client: redis.Redis, keys: Keys) -> N
     assert not client.exists(keys.related("19990101T000000000Z-dead00", "a"))
 
 
+@pytest.mark.slow
 def test_reader_polling_during_publish_sees_one_whole_version(
     tmp_path: Path, settings: Settings, client: redis.Redis, server: ServerThread
 ) -> None:
@@ -119,6 +121,7 @@ def test_reader_polling_during_publish_sees_one_whole_version(
     assert seen.get(v1, 0) > 0 and seen.get(v2, 0) > 0  # it read both, before and after
 
 
+@pytest.mark.slow
 def test_training_killed_mid_publish_leaves_old_version_live(
     tmp_path: Path, settings: Settings, client: redis.Redis, keys: Keys, server: ServerThread
 ) -> None:
@@ -167,9 +170,34 @@ def test_training_killed_mid_publish_leaves_old_version_live(
 
 
 def test_model_dir_is_never_half_written(
-    tmp_path: Path, settings: Settings, client: redis.Redis
+    tmp_path: Path,
+    settings: Settings,
+    client: redis.Redis,
+    keys: Keys,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     articles, _ = write_corpus(tmp_path)
-    result = run_train(articles, replace(settings), client)
-    names = [p.name for p in settings.model_dir.iterdir()]
-    assert names == [result.version]  # no .partial-* left behind
+    live = run_train(articles, settings, client).version
+
+    class DiskFillsUp:
+        """numpy as publish uses it, but the disk fills up while neighbours.npz is written."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(np, name)
+
+        @staticmethod
+        def savez(path: Path, **arrays: object) -> None:
+            Path(path).write_bytes(b"PK\x03\x04 half of an archive")
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pub, "np", DiskFillsUp())
+    with pytest.raises(OSError, match="No space left"):
+        run_train(articles, settings, client)
+    monkeypatch.undo()
+    assert [p.name for p in settings.model_dir.iterdir()] == [live]  # no half folder, no partial
+    assert pub.live_version(client, keys) == live
+    assert pub.published_versions(client, keys) == [live]
+    # Every array of a model folder loads without pickle (an object array would need it).
+    for name in ("neighbours.npz", "vectors.npz"):
+        with np.load(settings.model_dir / live / name, allow_pickle=False) as saved:
+            assert all(saved[key].dtype != object for key in saved.files)

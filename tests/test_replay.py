@@ -13,7 +13,7 @@ import pytest
 
 from newsrec.cli import main
 from recommender.domain import Article
-from recommender.scoring import BetaPrior, decayed_totals, smoothed_ctr, trending_score
+from recommender.scoring import BetaPrior, decay_weights, smoothed_ctr, trending_score
 from tests.helpers import shared_file, write_jsonl
 from training.sources.events import EventLog, read_events
 from training.trending.halflife import HalfLifeFitter, fit_for_training
@@ -88,7 +88,7 @@ def test_trending_formula_by_hand() -> None:
     assert scores.tolist() == pytest.approx([6 / 20 * 4, 2 / 12 * 4, 6 / 20 * 8])
     assert trending_score([3, 1], [0, 0], [0, 0], None).tolist() == [3.0, 1.0]  # clicks only
     counts = np.array([[2, 4], [1, 0]])  # two articles, buckets 0 s and 3600 s old
-    assert decayed_totals(counts, [0, 3600], 3600).tolist() == [4.0, 1.0]
+    assert (counts @ decay_weights([0, 3600], 3600)).tolist() == [4.0, 1.0]
 
 
 def test_beta_prior_fit_recovers_known_prior() -> None:
@@ -215,6 +215,7 @@ def test_eval_popular_command_writes_report(
     assert 0 < metrics["recall@10"] <= metrics["ceiling_recall@10"] <= 1
 
 
+@pytest.mark.slow
 def test_mind_sample_meets_the_popular_targets_with_shipped_defaults() -> None:
     news, behaviors = (
         shared_file("mind-sample", "news.tsv"),
@@ -227,6 +228,7 @@ def test_mind_sample_meets_the_popular_targets_with_shipped_defaults() -> None:
     assert metrics["heldout_ndcg@10"] >= 0.62  # the last two days, after nightly refits only
 
 
+@pytest.mark.slow
 def test_mind_sample_training_fit_reads_every_click() -> None:
     news, behaviors = (
         shared_file("mind-sample", "news.tsv"),

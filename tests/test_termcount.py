@@ -93,6 +93,7 @@ def test_equals_scikit_learn_on_awkward_text_alone() -> None:
 
 @pytest.mark.parametrize(("parts", "fmt"), [(("bbc", "articles.jsonl"), "jsonl"),
                                             (("mind-sample", "news.tsv"), "mind")])  # fmt: skip
+@pytest.mark.slow
 def test_equals_scikit_learn_on_real_news(parts: tuple[str, str], fmt: str) -> None:
     articles = read_articles(shared_file(*parts), fmt, 0).articles
     for params in PARAMS[:2]:
@@ -132,6 +133,7 @@ def test_clear_errors() -> None:
         RelatedParams(ngram_max=termcount.MAX_NGRAM + 1)
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
     """Spawned workers import the main module; a script without a main guard makes each worker
     try to train too, which multiprocessing refuses: the run must stop with a clear error."""

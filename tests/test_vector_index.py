@@ -3,12 +3,14 @@ JSON text model (no scikit-learn at serve time), and the same blended scores."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from recommender.live.vectors import VectorIndex
-from recommender.store.vectors import decode_vectors, encode_vectors
+from recommender.store.vectors import decode_vectors, read_chunks, write_vectors
 from recommender.textmodel import TextModel
 from tests.corpus import make_articles
 from tests.helpers import as_articles, shared_file
@@ -18,12 +20,14 @@ from training.sources.articles import read_articles
 
 
 @pytest.mark.parametrize("lsa_weight", [0.0, 0.5])
-def test_served_scores_equal_training_scores(lsa_weight: float) -> None:
+def test_served_scores_equal_training_scores(lsa_weight: float, tmp_path: Path) -> None:
     articles = as_articles(make_articles(per_topic=25))
     params = RelatedParams(lsa_weight=lsa_weight, lsa_dims=20)
     model, _ = build_related(articles, params, progress=False)
     kth = np.zeros(len(articles), dtype=np.float32)
-    blob = encode_vectors([a.id for a in articles], model.matrix, kth, model.serving_arrays())
+    with (tmp_path / "vectors.npz").open("wb") as out:
+        write_vectors(out, [a.id for a in articles], model.matrix, kth, model.serving_arrays())
+    blob = list(read_chunks(tmp_path / "vectors.npz"))
     text_model = text_model_json(model.vectorizer, params.title_weight)
     index = VectorIndex.build("v1", text_model, *decode_vectors(blob))
     assert (index.lsa is not None) == (lsa_weight > 0)
@@ -34,6 +38,7 @@ def test_served_scores_equal_training_scores(lsa_weight: float) -> None:
         assert blended[row] == 0.0 and ids[row] == articles[row].id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("title_weight,ngram_max", [(1, 2), (3, 3)])
 def test_text_model_rows_equal_the_trained_rows_on_real_news(
     title_weight: int, ngram_max: int

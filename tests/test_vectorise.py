@@ -42,6 +42,7 @@ def test_small_corpus_is_one_scikit_learn_fit() -> None:
     assert getattr(got.vectorizer, "stop_words_", None) is None  # pruned terms are not kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_large_corpus_fits_on_a_sample_and_transforms_in_chunks(n_jobs: int) -> None:
     articles, params = corpus(), RelatedParams(title_weight=2)

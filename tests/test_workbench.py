@@ -49,6 +49,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_bbc_defaults_meet_target_without_near_duplicates() -> None:
     corpus = load_labelled(shared_file("bbc", "articles.jsonl"))
     ours = evaluate_related(corpus, RelatedParams())[0].metrics()
@@ -69,6 +70,7 @@ def test_bbc_near_duplicates_found_on_the_full_vocabulary() -> None:
     assert len(pairs) == 164 and identical == 133
 
 
+@pytest.mark.slow
 def test_mind_category_defaults_meet_target() -> None:
     corpus = load_labelled(shared_file("mind-sample", "news.tsv"), "category")
     assert all(not a.tags for a in corpus.articles)  # the subcategory never leaks into the text
@@ -78,6 +80,7 @@ def test_mind_category_defaults_meet_target() -> None:
     assert metrics["near_dup_rate"] == 0.0
 
 
+@pytest.mark.slow
 def test_eval_related_command_with_baselines_and_report(tmp_path: Path) -> None:
     news = shared_file("mind-sample", "news.tsv")
     done = run(
@@ -180,6 +183,7 @@ def test_params_round_trip_and_errors(tmp_path: Path) -> None:
         assert message in str(caught.value)
 
 
+@pytest.mark.slow
 def test_tune_writes_params_that_train_takes(tmp_path: Path, settings: Settings) -> None:
     articles = write_jsonl(tmp_path / "articles.jsonl", make_articles(per_topic=8))
     grid = tmp_path / "grid.toml"

@@ -101,15 +101,20 @@ def apply_overrides(
     )
 
 
-def load_params(path: Path | str) -> tuple[RelatedParams, TrendingParams]:
-    """Read a params TOML; missing keys keep their defaults."""
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables, or a ParamsError naming the file and what is wrong."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ParamsError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ParamsError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_params(path: Path | str) -> tuple[RelatedParams, TrendingParams]:
+    """Read a params TOML; missing keys keep their defaults."""
+    path = Path(path)
+    data = read_toml(path)
     for table, value in data.items():
         if table not in TABLES:
             raise ParamsError(

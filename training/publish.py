@@ -62,25 +62,35 @@ class BuiltModel:
 
 def write_model_dir(model: BuiltModel, model_dir: Path) -> Path:
     """Write model_dir/<version>/ through a hidden temporary folder and one rename, so a folder
-    with a version name is always complete."""
+    with a version name is always complete; a failure removes the temporary folder."""
     model_dir.mkdir(parents=True, exist_ok=True)
     final = model_dir / model.version
     partial = model_dir / f".partial-{model.version}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    (partial / "vectorizer.json").write_bytes(model.text_model)
+    try:
+        _write_files(model, partial)
+        os.rename(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if model.vectors_path is not None:
-        shutil.move(str(model.vectors_path), partial / "vectors.npz")
         model.vectors_path = final / "vectors.npz"
+    return final
+
+
+def _write_files(model: BuiltModel, folder: Path) -> None:
+    """Every file of a model folder."""
+    (folder / "vectorizer.json").write_bytes(model.text_model)
+    if model.vectors_path is not None:
+        shutil.move(str(model.vectors_path), folder / "vectors.npz")
     # Uncompressed: at a million articles zlib costs tens of seconds for a few hundred MB saved.
-    np.savez(partial / "neighbours.npz", **model.arrays)  # type: ignore[arg-type]
+    np.savez(folder / "neighbours.npz", **model.arrays)  # type: ignore[arg-type]
     popular = {
         section: {"as_of": p.as_of, "items": p.items} for section, p in model.popular.items()
     }
-    (partial / "popular.json").write_text(json.dumps(popular))
-    (partial / "manifest.json").write_text(json.dumps(model.meta, indent=2, sort_keys=True))
-    os.rename(partial, final)
-    return final
+    (folder / "popular.json").write_text(json.dumps(popular))
+    (folder / "manifest.json").write_text(json.dumps(model.meta, indent=2, sort_keys=True))
 
 
 def prune_model_dirs(model_dir: Path, keep: int) -> list[Path]:

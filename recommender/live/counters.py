@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,27 +41,6 @@ def bucket_start(ts: float, size: float) -> int:
     return int(math.floor(ts / size) * size)
 
 
-def bucket_weights(
-    events: Iterable[tuple[str, float, tuple[str, ...]]], kind: str, keys: Keys, half_life: float
-) -> dict[tuple[str, str], float]:
-    """Summed in-bucket weights per (counter key, article) for (article, ts, sections) events;
-    summing first makes one HINCRBYFLOAT per article per bucket, not one per event."""
-    sums: dict[tuple[str, str], float] = defaultdict(float)
-    names: dict[tuple[str, int, str], str] = {}  # a batch spans few buckets: build keys once
-    for article_id, ts, sections in events:
-        for grain, size in GRAINS:
-            start = bucket_start(ts, size)
-            weight = 2.0 ** ((ts - start) / half_life)
-            for section in ("", *sections):
-                name = names.get((grain, start, section))
-                if name is None:
-                    name = names[(grain, start, section)] = keys.counter(
-                        kind, grain, start, section
-                    )
-                sums[(name, article_id)] += weight
-    return sums
-
-
 COUNTED_AS = {CLICK: (CLICKS,), IMPRESSION: (VIEWS, EXPOSURE)}
 """The counter kinds each event type feeds (impressions twice: two half-lives)."""
 
@@ -73,11 +52,11 @@ def counter_increments(
     cfg: TrendingScoring,
 ) -> dict[str, list[str]]:
     """Per counter hash, the "article weight" pieces store.INCREMENT_FIELDS adds for a batch of
-    accepted (article, ts, type, session) events: the same sums as bucket_weights (each
-    article's events summed per kind and bucket, in event order), computed per bucket with numpy
+    accepted (article, ts, type, session) events: each article's in-bucket weights
+    2^((ts - start) / half_life) summed per kind and bucket, computed per bucket with numpy
     and added to the site-wide hash and to each of the article's sections' hashes, so there is
     one increment per article per hash, not one per event. Sections that differ only in case
-    share a hash; each adds its pieces there, as bucket_weights adds each section's weight."""
+    share a hash; each adds its pieces there."""
     index: dict[str, int] = {}
     columns: dict[str, tuple[list[int], list[float]]] = {}  # event type -> (article, ts)
     for article_id, ts, kind, _ in events:

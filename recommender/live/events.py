@@ -52,9 +52,6 @@ _KIND_OF_TYPE = {
 }
 """Event types the API knows; any other number is rejected as "bad_type"."""
 
-SECTIONS_CACHE_ENTRIES = 200_000
-"""Known articles whose sections the event path keeps (cleared when full; refilled on use)."""
-
 STREAM_DEPTH = 4
 """Batches of one stream in flight at once: while one waits on Redis, the next is validated."""
 
@@ -66,10 +63,13 @@ class EventWriter:
     # article or per counter hash. Known articles' sections are cached for the live version and
     # live-state epoch (an upsert or takedown anywhere moves the epoch and empties the cache).
 
-    def __init__(self, reader: Reader, stream_max_batches: int = 1_000_000) -> None:
+    def __init__(
+        self, reader: Reader, stream_max_batches: int = 1_000_000, sections_entries: int = 200_000
+    ) -> None:
         self.reader = reader
         self.keys = reader.keys
         self.stream_max_batches = stream_max_batches
+        self.sections_entries = sections_entries
         self._sections: dict[str, tuple[str, ...]] = {}
         self._sections_stamp: tuple[str, int] | None = None
 
@@ -112,7 +112,7 @@ class EventWriter:
         """Sections of the known, not taken-down articles seen lately (valid for this version
         and live-state epoch only)."""
         stamp = (version, self.reader.epoch)
-        if self._sections_stamp != stamp or len(self._sections) > SECTIONS_CACHE_ENTRIES:
+        if self._sections_stamp != stamp or len(self._sections) > self.sections_entries:
             self._sections_stamp, self._sections = stamp, {}
         return self._sections
 

@@ -49,24 +49,11 @@ def read_chunks(path: Path) -> Iterator[bytes]:
         yield from iter(lambda: handle.read(CHUNK_BYTES), b"")
 
 
-def encode_vectors(
-    ids: list[str],
-    matrix: sp.csr_matrix,
-    kth: NDArray[np.float32],
-    extras: dict[str, NDArray[Any]] | None = None,
-) -> list[bytes]:
-    """write_vectors's blob in memory, as the chunks Redis stores."""
-    buffer = io.BytesIO()
-    write_vectors(buffer, ids, matrix, kth, extras)
-    blob = buffer.getvalue()
-    return [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)]
-
-
 VectorsBlob = tuple[list[str], sp.csr_matrix, NDArray[np.float32], dict[str, NDArray[Any]]]
 
 
 def decode_vectors(chunks: Sequence[bytes]) -> VectorsBlob:
-    """Inverse of encode_vectors; loads without pickle, so it never runs code."""
+    """The blob write_vectors wrote, from its chunks; loads without pickle (never runs code)."""
     with np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) as data:
         shape = tuple(int(x) for x in data["shape"])
         matrix = sp.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=shape)

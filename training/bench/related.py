@@ -137,21 +137,26 @@ def quality(config: BenchConfig, probe: Probe) -> dict[str, Any]:
         "sklearn_seconds_extrapolated": seconds * n / len(sample),
         "sweep": [],
     }
-    from training.search.neighbours import search
-
     for knob, values in config.sweeps:
         for value in values:
-            knobs: dict[str, Any] = config.knobs | {knob: value}
-            start = time.perf_counter()
-            again = search(vectors.sparse, ours.shape[1], vectors.dense, vectors.weight,
-                           method="pruned",
-                           allowed=allowed, n_jobs=config.n_jobs, **knobs)[0][sample]  # fmt: skip
-            took = time.perf_counter() - start
+            again, took = _search_again(config, vectors, allowed, ours.shape[1], {knob: value})
             result["sweep"].append(
-                {knob: value, "seconds": took,
-                 "recall@10": recall(10, again), "recall@k": recall(config.k, again)}
+                {knob: value, "seconds": took, "recall@10": recall(10, again[sample]),
+                 "recall@k": recall(config.k, again[sample])}
             )  # fmt: skip
     return result
+
+
+def _search_again(
+    config: BenchConfig, vectors: Any, allowed: Any, k: int, knobs: dict[str, Any]
+) -> tuple[Any, float]:
+    """The pruned search again with changed knobs: its neighbours and its seconds."""
+    from training.search.neighbours import search
+
+    start = time.perf_counter()
+    found = search(vectors.sparse, k, vectors.dense, vectors.weight, method="pruned",
+                   allowed=allowed, n_jobs=config.n_jobs, **(config.knobs | knobs))[0]  # fmt: skip
+    return found, time.perf_counter() - start
 
 
 def run(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:

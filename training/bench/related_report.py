@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from training.workbench.report import pyplot
+
 
 def table(figures: dict[str, Any]) -> str:
     """The report printed at the end of a run."""
@@ -39,10 +41,7 @@ def table(figures: dict[str, Any]) -> str:
 
 def plot(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Time vs N (ours and sklearn extrapolated) and recall vs each swept knob, as PNGs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     charts = []
     if runs:

@@ -7,6 +7,7 @@ from typing import Any
 
 from training.bench.machine import describe
 from training.bench.serve import STREAMS
+from training.workbench.report import pyplot
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -60,10 +61,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def plots(results: dict[str, Any], directory: Path) -> list[Path]:
     """QPS vs in-flight calls, and latency percentiles, as PNGs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     directory.mkdir(parents=True, exist_ok=True)
     series: dict[str, tuple[list[int], list[float], list[float]]] = {}

@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
 from io import BufferedWriter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from training.demo import vocabulary as vocab
+from training.demo.clicklog import ClickLogEncoder, runs
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer needs Python 3.12
@@ -45,7 +45,6 @@ _POP_SIGMAS = (1.0, 0.7)  # lognormal popularity of a thread and of an article w
 _RATE_FIX = 0.83  # compensates bursts and clicks cut off at the end of the period
 # Relative reading activity per UTC quarter hour: lowest at 04:00, highest at 16:00.
 _DIURNAL = 0.6 - 0.4 * np.cos(2 * np.pi * (np.arange(96) / 4 + 0.125 - 4) / 24)
-_LOW32 = np.uint64(0xFFFF_FFFF)
 
 
 @dataclass(frozen=True)
@@ -72,17 +71,7 @@ class DemoSummary:
     sections: tuple[str, ...]
 
 
-@cache
-def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ASCII lookup tables: 4 decimal digits, HH:MM:SS of a second of day, 2 hex digits."""
-    d4 = "".join(f"{i:04d}" for i in range(10_000)).encode("ascii")
-    hms = "".join(f"{s // HOUR:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY))
-    hex2 = "".join(f"{i:02x}" for i in range(256)).encode("ascii")
-    return (np.frombuffer(d4, "<u4"), np.frombuffer(hms.encode("ascii"), "<u8"),
-            np.frombuffer(hex2, "<u2"))  # fmt: skip
-
-
-class _Corpus:
+class _Generator:
     """Per-thread state and the chunked generation of articles and events."""
 
     def __init__(self, spec: DemoSpec) -> None:
@@ -116,11 +105,6 @@ class _Corpus:
         span_s = spec.days * DAY + 1
         self.buckets = min(65_535, max(-(-expected // _BUCKET_EVENTS), -(-span_s // 65_535)))
         self.bucket_len = -(-span_s // self.buckets)  # < 2**16 seconds
-        row = (f'{{"article_id":"demo-{"0" * self.width}","ts":"YYYY-MM-DDThh:mm:ssZ",'
-               f'"type":"impression","session_id":"s-{"0" * 10}"}}\n')  # fmt: skip
-        self.row = np.frombuffer(row.encode("ascii"), np.uint8)
-        marks = ('"demo-', '"YYYY', "Thh", '"impression', '"s-')  # each after one char
-        self.at = {k: row.index(v) + 1 for k, v in zip("idtys", marks, strict=True)}
 
     def name(self, i: int) -> str:
         """Return the procedural proper name number i (distinct within the name space)."""
@@ -154,18 +138,7 @@ class _Corpus:
         sizes = self.t_size[lo:hi]
         n, tfirst = int(sizes.sum()), np.cumsum(sizes) - sizes
         tl = np.repeat(np.arange(hi - lo), sizes)
-        pos = np.arange(n) - tfirst[tl]
-        span = np.minimum(self.t_span[lo:hi], self.end - self.t_start[lo:hi])
-        pub = (self.t_start[lo:hi][tl] + span[tl] * rng.random(n) ** 1.6).astype(np.int64)
-        pub = pub[np.lexsort((pub, tl))]
-        src = tfirst[tl] + (rng.random(n) * pos).astype(np.int64)
-        src = np.where((pos > 0) & (rng.random(n) < _DUP_RATE), src, np.arange(n))
-        while (src[src] != src).any():
-            src = src[src]
-        dup = (src != np.arange(n)) & (pub[src] < self.end - 600)
-        src = np.where(dup, src, np.arange(n))
-        later = pub[src] + rng.uniform(2 * HOUR, 40 * HOUR, n).astype(np.int64)
-        pub = np.where(dup, np.minimum(self.end, later), pub)
+        pub, src, dup = self._publications(rng, lo, hi, tl, tfirst)
         words = np.clip(rng.lognormal(np.log(400), 0.5, n), 60, 5000)
         n_sent = np.where(dup, 0, np.maximum(2, np.rint(words / lx.words_per_sentence)))
         sec = self.t_sec[lo:hi]
@@ -212,6 +185,25 @@ class _Corpus:
             )
         pop = self.t_pop[lo:hi][tl] * rng.lognormal(0.0, _POP_SIGMAS[1], n)
         return "".join(lines), *self._events(rng, pub, pop, first)
+
+    def _publications(
+        self, rng: np.random.Generator, lo: int, hi: int, tl: np.ndarray, tfirst: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Publication times of a chunk's articles, and which are republished copies of which
+        earlier article of their thread (src: the original; dup: is a copy)."""
+        n = tl.size
+        pos = np.arange(n) - tfirst[tl]
+        span = np.minimum(self.t_span[lo:hi], self.end - self.t_start[lo:hi])
+        pub = (self.t_start[lo:hi][tl] + span[tl] * rng.random(n) ** 1.6).astype(np.int64)
+        pub = pub[np.lexsort((pub, tl))]
+        src = tfirst[tl] + (rng.random(n) * pos).astype(np.int64)
+        src = np.where((pos > 0) & (rng.random(n) < _DUP_RATE), src, np.arange(n))
+        while (src[src] != src).any():
+            src = src[src]
+        dup = (src != np.arange(n)) & (pub[src] < self.end - 600)
+        src = np.where(dup, src, np.arange(n))
+        later = pub[src] + rng.uniform(2 * HOUR, 40 * HOUR, n).astype(np.int64)
+        return np.where(dup, np.minimum(self.end, later), pub), src, dup
 
     def _bodies(
         self,
@@ -292,38 +284,6 @@ class _Corpus:
         sess = np.concatenate([sess, (x[again] << np.uint64(1)) + np.uint64(1)])
         return when | np.concatenate([art, art[click], art[again]]), sess
 
-    def encode(self, when: np.ndarray, sess: np.ndarray) -> memoryview:
-        """Return the JSON lines of time-sorted packed events (fixed width but for the type)."""
-        d4, hms, hex2 = _tables()
-        n, at, width = when.size, self.at, self.width
-        rows = np.empty((n, self.row.size), np.uint8)
-        rows[:] = self.row
-        groups = -(-width // 4)
-        digits = np.empty((n, groups), "<u4")
-        x = (when & _LOW32).astype(np.int64) + 1
-        for g in range(groups - 1, -1, -1):
-            x, digits[:, g] = x // 10_000, d4[x % 10_000]
-        rows[:, at["i"] + 5 : at["i"] + 5 + width] = digits.view(np.uint8)[:, -width:]
-        ts = (when >> np.uint64(32)).astype(np.int64) + self.start
-        day = ts // DAY
-        for d, lo, hi in self._runs(day):
-            stamp = np.datetime_as_string(np.datetime64(d, "D")).encode("ascii")
-            rows[lo:hi, at["d"] : at["d"] + 10] = np.frombuffer(stamp, np.uint8)
-        rows[:, at["t"] : at["t"] + 8] = hms[ts - day * DAY].view(np.uint8).reshape(n, 8)
-        sess_bytes = (sess >> np.uint64(1)).astype("<u8").view(np.uint8).reshape(n, 8)[:, 4::-1]
-        rows[:, at["s"] + 2 : at["s"] + 12] = hex2[sess_bytes].view(np.uint8).reshape(n, 10)
-        click = np.flatnonzero(sess & np.uint64(1))
-        rows[click, at["y"] : at["y"] + 6] = np.frombuffer(b'click"', np.uint8)
-        keep = np.ones(rows.size, bool)  # drop the rest of "impression" from click rows
-        keep[((click * rows.shape[1] + at["y"] + 6)[:, None] + np.arange(5)).ravel()] = False
-        return rows.reshape(-1)[keep].data
-
-    @staticmethod
-    def _runs(day: np.ndarray) -> Iterator[tuple[int, int, int]]:
-        """Yield (value, start, stop) of each run of equal values of a sorted array."""
-        cuts = [0, *(np.flatnonzero(np.diff(day)) + 1).tolist(), day.size] if day.size else []
-        yield from ((int(day[lo]), lo, hi) for lo, hi in itertools.pairwise(cuts))
-
 
 def _write(
     pool: ThreadPoolExecutor,
@@ -339,63 +299,80 @@ def _write(
 
 def generate(out_dir: Path, spec: DemoSpec = DemoSpec(), progress: bool = False) -> DemoSummary:
     """Write out_dir/articles.jsonl and out_dir/clicks.jsonl for spec and summarise them."""
-    corpus = _Corpus(spec)
+    generator = _Generator(spec)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     articles_path, clicks_path = out_dir / "articles.jsonl", out_dir / "clicks.jsonl"
-    counts = np.zeros(2, np.int64)
-    pending: deque[Future[int]] = deque()
     with (
         tempfile.TemporaryDirectory(dir=out_dir, prefix=".demo-spill-") as tmp,
         ThreadPoolExecutor(1, thread_name_prefix="demo-writer") as pool,
     ):
-        spill = [Path(tmp) / f"{b:05d}.bin" for b in range(corpus.buckets)]
-        with (
-            open(articles_path, "wb") as out,
-            tqdm(total=spec.articles, desc="articles", unit="art", disable=not progress) as bar,
-        ):
-            first = 0
-            for k, (lo, hi) in enumerate(corpus.chunks()):
-                text, when, sess = corpus.chunk(k, lo, hi, first)
-                _write(pool, pending, out, text.encode("ascii"))
-                bucket = ((when >> np.uint64(32)) // np.uint64(corpus.bucket_len)).astype("u2")
-                order = np.argsort(bucket, kind="stable")
-                when, sess, bucket = when[order], sess[order], bucket[order]
-                for b, i, j in corpus._runs(bucket):
-                    with open(spill[b], "ab") as f:
-                        f.write(np.stack([when[i:j], sess[i:j]], axis=1).tobytes())
-                done = int(corpus.t_size[lo:hi].sum())
-                first += done
-                bar.update(done)
-            while pending:
-                pending.popleft().result()
-        with (
-            open(clicks_path, "wb") as out,
-            tqdm(total=corpus.buckets, desc="clicks", unit="bucket", disable=not progress) as bar,
-        ):
-            for b, path in enumerate(spill):
-                if path.exists():
-                    data = np.fromfile(path, np.uint64).reshape(-1, 2)
-                    second = (data[:, 0] >> np.uint64(32)) - np.uint64(b * corpus.bucket_len)
-                    order = np.argsort(second.astype("u2"), kind="stable")
-                    when, sess = data[order, 0], data[order, 1]
-                    counts += np.bincount((sess & np.uint64(1)).astype(np.int64), minlength=2)
-                    for s in range(0, when.size, _ENCODE_BATCH):
-                        chunk = corpus.encode(
-                            when[s : s + _ENCODE_BATCH], sess[s : s + _ENCODE_BATCH]
-                        )
-                        _write(pool, pending, out, chunk)
-                    path.unlink()
-                bar.update(1)
-            while pending:
-                pending.popleft().result()
-    used = set(corpus.t_sec.tolist())
+        spill = [Path(tmp) / f"{b:05d}.bin" for b in range(generator.buckets)]
+        _write_articles(generator, articles_path, spill, pool, progress)
+        counts = _write_clicks(generator, clicks_path, spill, pool, progress)
+    used = set(generator.t_sec.tolist())
     return DemoSummary(
         articles_path=articles_path,
         clicks_path=clicks_path,
         articles=spec.articles,
         clicks=int(counts[1]),
         impressions=int(counts[0]),
-        threads=len(corpus.t_size),
+        threads=len(generator.t_size),
         sections=tuple(s for i, s in enumerate(SECTIONS) if i in used),
     )
+
+
+def _write_articles(
+    generator: _Generator, path: Path, spill: list[Path], pool: ThreadPoolExecutor, progress: bool
+) -> None:
+    """articles.jsonl, chunk by chunk; each chunk's events go to their time buckets on disk."""
+    pending: deque[Future[int]] = deque()
+    with (
+        open(path, "wb") as out,
+        tqdm(
+            total=generator.spec.articles, desc="articles", unit="art", disable=not progress
+        ) as bar,
+    ):
+        first = 0
+        for k, (lo, hi) in enumerate(generator.chunks()):
+            text, when, sess = generator.chunk(k, lo, hi, first)
+            _write(pool, pending, out, text.encode("ascii"))
+            bucket = ((when >> np.uint64(32)) // np.uint64(generator.bucket_len)).astype("u2")
+            order = np.argsort(bucket, kind="stable")
+            when, sess, bucket = when[order], sess[order], bucket[order]
+            for b, i, j in runs(bucket):
+                with open(spill[b], "ab") as f:
+                    f.write(np.stack([when[i:j], sess[i:j]], axis=1).tobytes())
+            done = int(generator.t_size[lo:hi].sum())
+            first += done
+            bar.update(done)
+        while pending:
+            pending.popleft().result()
+
+
+def _write_clicks(
+    generator: _Generator, path: Path, spill: list[Path], pool: ThreadPoolExecutor, progress: bool
+) -> np.ndarray:
+    """clicks.jsonl from the time buckets, each sorted; returns (impressions, clicks)."""
+    counts = np.zeros(2, np.int64)
+    encoder = ClickLogEncoder(generator.width, generator.start)
+    pending: deque[Future[int]] = deque()
+    with (
+        open(path, "wb") as out,
+        tqdm(total=generator.buckets, desc="clicks", unit="bucket", disable=not progress) as bar,
+    ):
+        for b, bucket in enumerate(spill):
+            if bucket.exists():
+                data = np.fromfile(bucket, np.uint64).reshape(-1, 2)
+                second = (data[:, 0] >> np.uint64(32)) - np.uint64(b * generator.bucket_len)
+                order = np.argsort(second.astype("u2"), kind="stable")
+                when, sess = data[order, 0], data[order, 1]
+                counts += np.bincount((sess & np.uint64(1)).astype(np.int64), minlength=2)
+                for s in range(0, when.size, _ENCODE_BATCH):
+                    batch = slice(s, s + _ENCODE_BATCH)
+                    _write(pool, pending, out, encoder.encode(when[batch], sess[batch]))
+                bucket.unlink()
+            bar.update(1)
+        while pending:
+            pending.popleft().result()
+    return counts

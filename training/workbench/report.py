@@ -6,8 +6,25 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 Series = dict[str, tuple[Sequence[float], Sequence[float]]]
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot drawing to files (Agg), or a clear error naming the extra to install:
+    plots are the workbench's, and matplotlib is an optional dependency."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError(
+            "plots need matplotlib, the workbench extra: pip install -e '.[workbench]'"
+            " (make installs it)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 @dataclass
@@ -59,10 +76,7 @@ class Report:
 
     def write(self, directory: Path) -> Path:
         """Write index.html and its PNGs; returns the HTML path."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         directory.mkdir(parents=True, exist_ok=True)
         body = [f"<h1>{html.escape(self.title)}</h1>"]

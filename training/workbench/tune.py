@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import itertools
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.params import ParamsError, apply_overrides, load_params
+from training.params import ParamsError, apply_overrides, load_params, read_toml
 from training.related.params import RelatedParams
 from training.trending.model import TrendingParams
 
@@ -119,12 +118,7 @@ def _labels_suffix(spec: Mapping[str, Any]) -> str:
 
 def load_grid(path: Path) -> Grid:
     """Parse and check a grid file (every grid point is validated before anything runs)."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ParamsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ParamsError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     known = {"evaluation", "select", "holdout", "params", "data", "base", "grid"}
     if unknown := sorted(set(raw) - known):
         raise ParamsError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
