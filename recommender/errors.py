@@ -22,7 +22,20 @@ class NoModelPublished(NewsrecError):
 
 
 class StoreUnavailable(NewsrecError):
-    """Redis cannot be reached and no cached answer exists."""
+    """Redis cannot be reached (or is a read-only replica, or still loading) and no cached answer
+    exists: the caller may retry, here or on another replica."""
+
+
+class StoreFull(NewsrecError):
+    """Redis is out of memory (maxmemory reached): nothing of the write happened."""
+
+
+class Unauthenticated(NewsrecError):
+    """The call needs a token and brought none, or a wrong one."""
+
+
+class DeadlineExceeded(NewsrecError):
+    """Redis did not answer within the call's deadline."""
 
 
 STATUS_CODES: dict[type[NewsrecError], grpc.StatusCode] = {
@@ -30,6 +43,9 @@ STATUS_CODES: dict[type[NewsrecError], grpc.StatusCode] = {
     ArticleNotFound: grpc.StatusCode.NOT_FOUND,
     NoModelPublished: grpc.StatusCode.FAILED_PRECONDITION,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    StoreFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 
@@ -39,3 +55,17 @@ def status_code(error: NewsrecError) -> grpc.StatusCode:
         if isinstance(error, kind):
             return code
     return grpc.StatusCode.INTERNAL
+
+
+def store_error(exc: Exception) -> NewsrecError:
+    """The domain error for a Redis failure: out of memory is RESOURCE_EXHAUSTED (nothing was
+    written), everything else UNAVAILABLE (unreachable, a read-only replica, loading, a failed
+    script), each with Redis's own reason."""
+    reason = str(exc).strip() or type(exc).__name__
+    if reason.startswith(("OOM", "EXECABORT Transaction discarded because of: OOM")) or (
+        "OOM command not allowed" in reason
+    ):
+        return StoreFull(f"Redis is out of memory; nothing was written: {reason}")
+    if reason.startswith("READONLY"):
+        return StoreUnavailable(f"Redis is a read-only replica: {reason}")
+    return StoreUnavailable(f"Redis unavailable: {reason}")

@@ -22,13 +22,14 @@ import redis.asyncio as aioredis
 
 from recommender.cache import LRU
 from recommender.domain import Article
-from recommender.errors import NoModelPublished, StoreUnavailable
+from recommender.errors import NoModelPublished, StoreUnavailable, store_error
 from recommender.live.config import VersionConfig
 from recommender.store import codec
 from recommender.store.codec import Candidate, PopularList, text
 from recommender.store.keys import Keys
 
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+REDIS_FAILED = (redis.RedisError, OSError)
+"""Every failure of a Redis call: unreachable, timed out, out of memory, read-only, scripts."""
 log = logging.getLogger("newsrec.reader")
 
 
@@ -103,10 +104,10 @@ class Reader:
             return self._pointer
         try:
             raw = await self.client.get(self.keys.pointer)
-        except REDIS_DOWN as exc:
+        except REDIS_FAILED as exc:
             if self._pointer is not None:
                 return self._pointer
-            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+            raise store_error(exc) from exc
         if raw is None:
             raise NoModelPublished("no model has been published yet: run `newsrec train`")
         self._pointer = text(raw)
@@ -119,8 +120,8 @@ class Reader:
             async with self.client.pipeline(transaction=False) as pipe:
                 build(pipe)
                 return list(await pipe.execute())
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+        except REDIS_FAILED as exc:
+            raise store_error(exc) from exc
 
     async def sync_live(self, epoch_raw: Any) -> None:
         """Reload takedowns and upserted ids when the live-state epoch has moved."""
@@ -138,8 +139,8 @@ class Reader:
         """Resync live sets now (one GET, plus a reload if they changed)."""
         try:
             epoch = await self.client.get(self.keys.epoch)
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"Redis unreachable: {exc}") from exc
+        except REDIS_FAILED as exc:
+            raise store_error(exc) from exc
         await self.sync_live(epoch)
 
     async def related(self, version: str, article_id: str) -> list[Candidate] | None:
