@@ -16,7 +16,7 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,workbench]'
+	$(PY) -m pip install --quiet -e '.[dev,training,workbench]'
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv and install the project with its dev tools

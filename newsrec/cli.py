@@ -30,6 +30,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Command -> (module, one-line help)."""
 
 
+EXTRAS = {"sklearn": "training", "numba": "training", "matplotlib": "workbench"}
+"""Optional dependencies and the extra that installs each (a serving image has none of them)."""
+
+
+class MissingExtra(Exception):
+    """A command needs an optional dependency that is not installed."""
+
+
+def missing_extra(command: str, error: ModuleNotFoundError) -> MissingExtra | None:
+    """The clear error for a command whose optional dependency is missing (else None)."""
+    extra = EXTRAS.get((error.name or "").split(".")[0])
+    if extra is None:
+        return None
+    return MissingExtra(
+        f"newsrec {command} needs the {extra} extra ({error.name} is not installed): "
+        f"pip install 'newsrec[{extra}]'"
+    )
+
+
 def _hooks(command: str) -> tuple[Callable[..., None], Callable[[argparse.Namespace], int]]:
     """The command's add_<name> and run_<name>, importing its module."""
     module: ModuleType = importlib.import_module(COMMANDS[command][0])
@@ -46,8 +65,11 @@ def build_parser(chosen: str | None) -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            add, run = _hooks(name)
-            add(command)
+            try:
+                add, run = _hooks(name)
+                add(command)
+            except ModuleNotFoundError as exc:
+                raise missing_extra(name, exc) or exc from None
             command.set_defaults(run=run)
     return parser
 
@@ -60,11 +82,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(chosen if chosen in COMMANDS else None).parse_args(argv)
+    try:
+        args = build_parser(chosen if chosen in COMMANDS else None).parse_args(argv)
+    except MissingExtra as exc:
+        print(f"newsrec: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return int(args.run(args))
     except (ValueError, EmbeddedRedisError) as exc:
         print(f"newsrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(args.command, exc)
+        if extra is None:
+            raise
+        print(f"newsrec: error: {extra}", file=sys.stderr)
         return 2
     except redis.RedisError as exc:
         print(f"newsrec {args.command}: error: Redis: {exc}", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from recommender.config import add_settings_flags, settings_from_args
 
@@ -18,12 +17,11 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
+    from recommender.logs import configure
     from recommender.server import serve
 
     settings = settings_from_args(args, port=args.port, host=args.host)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
     return 0
 

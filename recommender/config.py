@@ -9,9 +9,10 @@ import argparse
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "NEWSREC_"
 CONFIG_ENV = "NEWSREC_CONFIG"
@@ -58,6 +59,32 @@ class Settings:
     messages, or 1,000 StreamEvents events)."""
     shutdown_grace_seconds: float = 10.0
     """In-flight calls get this long to finish on SIGTERM/SIGINT."""
+    redis_timeout_seconds: float = 2.0
+    """A serving call waits on Redis at most this long (or until its gRPC deadline, if sooner):
+    then DEADLINE_EXCEEDED or UNAVAILABLE, never a hang."""
+    redis_grace_seconds: float = 3.0
+    """Redis unreachable this long turns the health status NOT_SERVING (cached answers go on)."""
+    redis_tls_ca: str = ""
+    """CA file that signed the Redis server's certificate (rediss:// URLs)."""
+    redis_tls_cert: str = ""
+    """Client certificate for Redis servers that require one (with redis_tls_key)."""
+    redis_tls_key: str = ""
+    write_token: str = field(default="", repr=False)
+    """Tokens that write RPCs need (events, upserts, takedowns): comma-separated, each `secret`
+    or `name=secret` (the name goes to the audit log; several allow rotation). Empty: open."""
+    read_token: str = field(default="", repr=False)
+    """Tokens that read RPCs need, as write_token (a write token reads too). Empty: reads open."""
+    tls_cert: str = ""
+    """Server certificate (PEM) for gRPC over TLS; with tls_key. Empty: plaintext."""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    """CA file of client certificates: set, every client must present one it signed (mTLS)."""
+    metrics_port: int = 0
+    """Port of the Prometheus /metrics endpoint of this process; 0 = off."""
+    log_format: str = "text"
+    """"text" or "json" (one JSON object a line)."""
+    access_log: bool = False
+    """One log line per call (method, status, milliseconds, caller); also on at log_level DEBUG."""
     log_level: str = "INFO"
 
 
@@ -70,11 +97,46 @@ def _parse(name: str, kind: Any, value: object, source: str) -> object:
             return int(value)  # type: ignore[call-overload]
         if kind in (float, "float"):
             return float(value)  # type: ignore[arg-type]
+        if kind in (bool, "bool"):
+            return _boolean(value)
         if kind in (Path, "Path"):
             return Path(str(value))
         return str(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: setting {name!r} got {value!r}: {exc}") from None
+        raise ConfigError(f"{source}: setting {name!r} got {shown(name, value)}: {exc}") from None
+
+
+SECRETS = ("write_token", "read_token")
+
+
+def shown(name: str, value: object) -> str:
+    """A setting's value as logs and errors may show it: tokens hidden, URL passwords masked."""
+    if name in SECRETS:
+        return "'***'" if value else "''"
+    if name == "redis_url":
+        return repr(mask_url(str(value)))
+    return repr(value)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (and an ACL user's password) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
 
 
 _FIELDS = {f.name: f.type for f in fields(Settings)}
@@ -101,6 +163,16 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: keep_versions must be at least 1")
     if settings.publish_batch < 1:
         raise ConfigError(f"{source}: publish_batch must be at least 1")
+    if settings.redis_timeout_seconds <= 0 or settings.redis_grace_seconds < 0:
+        raise ConfigError(f"{source}: redis_timeout_seconds must be > 0, redis_grace_seconds >= 0")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"{source}: log_format must be text or json, got {settings.log_format!r}")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError(f"{source}: tls_cert and tls_key go together (both or neither)")
+    if settings.tls_client_ca and not settings.tls_cert:
+        raise ConfigError(f"{source}: tls_client_ca needs tls_cert and tls_key")
+    if not 0 <= settings.metrics_port <= 65535:
+        raise ConfigError(f"{source}: metrics_port must be 0-65535, got {settings.metrics_port}")
     if not settings.namespace or any(c in settings.namespace for c in " {}*?[]"):
         raise ConfigError(
             f"{source}: namespace {settings.namespace!r} must be non-empty "

@@ -20,9 +20,11 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from recommender import metrics
 from recommender.cache import LRU
 from recommender.domain import Article
-from recommender.errors import NoModelPublished, StoreUnavailable, store_error
+from recommender.errors import NewsrecError, NoModelPublished, StoreUnavailable, store_error
+from recommender.health import StoreHealth
 from recommender.live.config import VersionConfig
 from recommender.store import codec
 from recommender.store.codec import Candidate, PopularList, text
@@ -36,6 +38,13 @@ log = logging.getLogger("newsrec.reader")
 _MISSING = object()
 
 
+def failed(exc: Exception) -> NewsrecError:
+    """The domain error of a failed Redis call, counted by kind."""
+    error = store_error(exc)
+    metrics.REDIS_ERRORS.labels(type(error).__name__).inc()
+    return error
+
+
 class Reader:
     """Everything the read RPCs need from Redis."""
 
@@ -45,6 +54,7 @@ class Reader:
         keys: Keys,
         pointer_cache_seconds: float = 1.0,
         cache_entries: int = 50_000,
+        health: StoreHealth | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -58,30 +68,67 @@ class Reader:
         self._synced_at = float("-inf")
         self._sync_task: asyncio.Task[None] | None = None
         self._config: tuple[str, VersionConfig] | None = None
+        self.health = health or StoreHealth(grace_seconds=3.0)
+        self.on_health: Callable[[bool], object] = lambda _serving: None
+        """Called with the new readiness whenever it changes (the server sets the status)."""
+        self._serving: bool | None = None
+        self._metered: str | None = None
 
     async def sync(self) -> None:
-        """Re-read the pointer and the live-state epoch in one round trip."""
+        """Re-read the pointer and the live-state epoch in one round trip. A Redis without a
+        pointer (never published, or restarted empty) leaves what this replica knew in place:
+        its version, and its takedowns, which must not come back."""
         pointer, epoch = await self.run(
             lambda p: (p.get(self.keys.pointer), p.get(self.keys.epoch))
         )
         now = time.monotonic()
-        if pointer is not None:
-            self._pointer, self._pointer_read_at = text(pointer), now
+        self.health.succeeded(now)
+        self.health.pointer(None if pointer is None else text(pointer), now)
+        if pointer is None:
+            return
+        self._pointer, self._pointer_read_at = text(pointer), now
         await self.sync_live(epoch)
         self._synced_at = now
+        if self._metered != self._pointer:  # the gauges follow the live version
+            meta = await self.meta(self._pointer)
+            metrics.live_model(self._pointer, float(meta.get("trained_at", 0.0)))
+            self._metered = self._pointer
 
-    def start_sync(self, interval: float = 0.1) -> None:
-        """Keep pointer and live sets fresh in the background."""
+    def start_sync(self, interval: float = 0.1, longest: float = 1.0) -> None:
+        """Keep pointer and live sets fresh in the background; while Redis fails, try again
+        after doubling pauses up to `longest` (so recovery is seen within about a second)."""
 
         async def loop() -> None:
+            delay = interval
             while True:
                 try:
                     await self.sync()
-                except StoreUnavailable as exc:
-                    log.warning("live sync failed: %s", exc)
-                await asyncio.sleep(interval)
+                    delay = interval
+                except NewsrecError as exc:
+                    self.health.failed(exc, time.monotonic())
+                    delay = min(max(2 * delay, interval), longest)
+                self._report_health()
+                await asyncio.sleep(delay)
 
         self._sync_task = asyncio.get_running_loop().create_task(loop())
+
+    def _report_health(self) -> None:
+        now = time.monotonic()
+        metrics.REDIS_UP.set(int(self.health.down_since is None))
+        metrics.MODEL_LOST.set(int(self.health.model_lost))
+        serving = self.health.serving(now)
+        if serving != self._serving:
+            self._serving = serving
+            self.on_health(serving)
+
+    def lost(self, version: str) -> None:
+        """Raise StoreUnavailable when Redis lost the live model: a missing versioned key then
+        means the data is gone, not that the article is unknown."""
+        if self.health.model_lost:
+            raise StoreUnavailable(
+                f"Redis no longer holds the live model {version} (restarted empty?); "
+                "republish it with `newsrec publish --model-dir DIR`"
+            )
 
     async def stop_sync(self) -> None:
         """Cancel the background task."""
@@ -92,23 +139,33 @@ class Reader:
             self._sync_task = None
 
     async def ensure_synced(self, max_age: float = 1.0) -> None:
-        """Sync inline when the background task has not done so recently (or is not running)."""
-        if time.monotonic() - self._synced_at > max_age:
+        """Sync inline when no background task keeps the live sets fresh (and they are older
+        than max_age); with the task, a Redis outage never makes a call wait on a sync."""
+        if self._sync_task is None and time.monotonic() - self._synced_at > max_age:
             await self.refresh_live()
             self._synced_at = time.monotonic()
 
     async def live_version(self) -> str:
-        """The live version; on a Redis failure, the last one seen (else StoreUnavailable)."""
+        """The live version, read at most every pointer_cache_seconds (the background sync
+        refreshes it every 100 ms anyway). While Redis is down, or has lost the model, the last
+        one seen, without a round trip; with none seen, StoreUnavailable or NoModelPublished."""
         now = time.monotonic()
-        if self._pointer is not None and now - self._pointer_read_at < self.pointer_cache_seconds:
+        if self._pointer is not None and (
+            now - self._pointer_read_at < self.pointer_cache_seconds
+            or self.health.down_since is not None
+            or self.health.model_lost
+        ):
             return self._pointer
+        metrics.REDIS_ROUND_TRIPS.inc()
         try:
             raw = await self.client.get(self.keys.pointer)
         except REDIS_FAILED as exc:
             if self._pointer is not None:
                 return self._pointer
-            raise store_error(exc) from exc
+            raise failed(exc) from exc
         if raw is None:
+            if self._pointer is not None:  # Redis lost it: the sync loop says so
+                return self._pointer
             raise NoModelPublished("no model has been published yet: run `newsrec train`")
         self._pointer = text(raw)
         self._pointer_read_at = now
@@ -116,12 +173,13 @@ class Reader:
 
     async def run(self, build: Callable[[Any], object]) -> list[Any]:
         """Execute the commands `build` queues on a pipeline, in one round trip."""
+        metrics.REDIS_ROUND_TRIPS.inc()
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 build(pipe)
                 return list(await pipe.execute())
         except REDIS_FAILED as exc:
-            raise store_error(exc) from exc
+            raise failed(exc) from exc
 
     async def sync_live(self, epoch_raw: Any) -> None:
         """Reload takedowns and upserted ids when the live-state epoch has moved."""
@@ -137,10 +195,11 @@ class Reader:
 
     async def refresh_live(self) -> None:
         """Resync live sets now (one GET, plus a reload if they changed)."""
+        metrics.REDIS_ROUND_TRIPS.inc()
         try:
             epoch = await self.client.get(self.keys.epoch)
         except REDIS_FAILED as exc:
-            raise store_error(exc) from exc
+            raise failed(exc) from exc
         await self.sync_live(epoch)
 
     async def related(self, version: str, article_id: str) -> list[Candidate] | None:
@@ -160,6 +219,8 @@ class Reader:
         await self.ensure_synced()
         live_raw, inserts, *rest = await self.run(build)
         if cached is None:
+            if rest[0] is None:
+                self.lost(version)
             cached = _MISSING if rest[0] is None else codec.decode_related(rest[0])
             self._cache.put(key, cached)
         if article_id in self.deleted:
@@ -204,6 +265,8 @@ class Reader:
                 result[n] = value
         if fetch:
             raws = await self.run(lambda p: [p.get(key) for _, key, _ in fetch])
+            if any(raw is None and not live for (_, _, live), raw in zip(fetch, raws, strict=True)):
+                self.lost(version)
             for (n, key, live), raw in zip(fetch, raws, strict=True):
                 record = None if raw is None else codec.decode_article(article_ids[n], raw)
                 if not live:
@@ -226,6 +289,8 @@ class Reader:
         value = self._cache.get(key)
         if value is None:
             (raw,) = await self.run(lambda p: p.get(key))
+            if raw is None:
+                self.lost(version)
             value = _MISSING if raw is None else codec.decode_popular(raw)
             self._cache.put(key, value)
         return None if value is _MISSING else value
@@ -243,6 +308,7 @@ class Reader:
         if value is None:
             (raw,) = await self.run(lambda p: p.get(key))
             if raw is None:
+                self.lost(version)
                 raise NoModelPublished(f"version {version} has no metadata in Redis")
             value = codec.decode_meta(raw)
             self._cache.put(key, value)

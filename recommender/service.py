@@ -8,6 +8,7 @@ from collections.abc import AsyncIterable, Iterable, Sequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from recommender import metrics
 from recommender.cache import LRU
 from recommender.domain import Article
 from recommender.errors import ArticleNotFound, InvalidRequest
@@ -111,6 +112,7 @@ class RecommenderService:
         # Answers hold until the version or the live state (upserts, takedowns) changes.
         cache_key = f"rel:{version}:{self.reader.epoch}:{request.SerializeToString()!r}"
         cached = self.answers.get(cache_key)
+        metrics.ANSWER_CACHE.labels("miss" if cached is None else "hit").inc()
         if cached is not None:
             return cached
         candidates = await self.reader.related(version, article_id)
@@ -153,6 +155,7 @@ class RecommenderService:
         window = int(time.time() / self.live_counts.max_age) if self.live_counts.max_age else 0
         cache_key = f"pop:{version}:{self.reader.epoch}:{window}:{request.SerializeToString()!r}"
         cached = self.answers.get(cache_key)
+        metrics.ANSWER_CACHE.labels("miss" if cached is None else "hit").inc()
         if cached is not None:
             return cached
         nightly = await self.reader.popular(version, section)

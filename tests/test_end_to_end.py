@@ -13,7 +13,7 @@ from recommender.config import Settings
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from tests.corpus import write_corpus
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, eventually
 from training.pipeline import TrainConfig, TrainResult, train
 
 
@@ -155,13 +155,24 @@ def test_redis_unreachable_is_unavailable(settings: Settings) -> None:
         down.stop()
 
 
-def test_health_and_reflection(server: ServerThread) -> None:
+def test_health_and_reflection(
+    server: ServerThread, tmp_path: Path, settings: Settings, client: redis.Redis
+) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     health = health_pb2_grpc.HealthStub(server.channel)
-    reply = health.Check(health_pb2.HealthCheckRequest(service="recommender.v1.Recommender"))
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    def status(service: str) -> int:
+        return health.Check(health_pb2.HealthCheckRequest(service=service)).status
+
+    assert status("") == health_pb2.HealthCheckResponse.SERVING  # the process: liveness
+    # Readiness: nothing published yet, nothing to serve.
+    assert status("recommender.v1.Recommender") == health_pb2.HealthCheckResponse.NOT_SERVING
+    train_small(tmp_path, settings, client)
+    assert eventually(
+        lambda: status("recommender.v1.Recommender") == health_pb2.HealthCheckResponse.SERVING
+    )
     stub = reflection_pb2_grpc.ServerReflectionStub(server.channel)
     answers = stub.ServerReflectionInfo(
         iter([reflection_pb2.ServerReflectionRequest(list_services="")])

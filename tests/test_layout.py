@@ -113,3 +113,18 @@ def test_newsrec_serve_loads_no_training_stack(
     assert "recommender.server" in loaded and "recommender.live.vectors" in loaded
     wrong = sorted(m for m in loaded if m.split(".")[0] in ("training", *TRAINING_STACK))
     assert not wrong, f"newsrec serve imported {wrong}"
+
+
+def test_a_command_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+    """A serving image has no training stack: `newsrec train` there says which extra to
+    install (scikit-learn is made unimportable in the subprocess)."""
+    script = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "from newsrec.cli import main\n"
+        f"sys.exit(main(['train', '--articles', {str(tmp_path / 'a.jsonl')!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 2
+    assert "newsrec train needs the training extra" in done.stderr
+    assert "pip install 'newsrec[training]'" in done.stderr and "Traceback" not in done.stderr

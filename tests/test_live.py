@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from recommender.config import Settings
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from tests.corpus import TOPICS, write_corpus
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, eventually
 from training.export import export_events
 from training.pipeline import TrainConfig, TrainResult, train
 
@@ -52,15 +52,6 @@ def live(live_settings: Settings, trained: TrainResult) -> Iterator[ServerThread
 
 def clicks(article_id: str, n: int, session: str = "s") -> list[pb.Event]:
     return [pb.Event(article_id=article_id, session_id=f"{session}{i}") for i in range(n)]
-
-
-def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def popular_ids(server: ServerThread, section: str = "", limit: int = 10) -> list[str]:
