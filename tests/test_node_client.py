@@ -111,22 +111,25 @@ def test_node_client_reads_writes_and_checks_health(
     entry's secret; each answer equal to what the Python stubs get."""
     server, version = guarded
     target = f"127.0.0.1:{server.port}"
+    expected_popular = server.stub.GetPopular(pb.GetPopularRequest(limit=5))  # before the click
+    best = server.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-05")).items[0].article_id
     done = node(client_js, target, "all", "tech-05", "--limit", "5", "--session", "reader-1",
-                NEWSREC_WRITE_TOKEN=TOKENS)  # fmt: skip
+                "--exclude", best, NEWSREC_WRITE_TOKEN=TOKENS)  # fmt: skip
     assert done.returncode == 0, done.stderr
     health, related, popular, recorded = lines(done)
     assert [c["call"] for c in (health, related, popular, recorded)] == [
         "Health/Check", "GetRelated", "GetPopular", "RecordEvents"]  # fmt: skip
     assert health["response"] == {"status": "SERVING"}
     items = related["response"]["items"]
-    expected = server.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-05", limit=5))
-    assert [i["article_id"] for i in items] == [i.article_id for i in expected.items]
-    assert len(items) == 5 and all(i["article_id"].startswith("tech-") for i in items)
+    asked = pb.GetRelatedRequest(article_id="tech-05", limit=5, exclude_ids=[best])
+    expected = server.stub.GetRelated(asked)
+    ids = [i["article_id"] for i in items]
+    assert ids == [i.article_id for i in expected.items] and best not in ids
+    assert len(ids) == 5 and all(i.startswith("tech-") for i in ids)
     assert [i["score"] for i in items] == pytest.approx([i.score for i in expected.items])
     assert related["response"]["model_version"] == version
     assert items[0]["url"].startswith("https://example.org/tech/") and items[0]["sections"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", items[0]["published_at"])
-    expected_popular = server.stub.GetPopular(pb.GetPopularRequest(limit=5))
     top = [i["article_id"] for i in popular["response"]["items"]]
     assert top == [i.article_id for i in expected_popular.items] and top[0] == "tech-01"
     assert recorded["response"]["accepted"] == 1 and recorded["response"]["rejected"] == 0
