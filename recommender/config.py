@@ -57,6 +57,25 @@ class Settings:
     event_stream_max_batches: int = 1_000_000
     """Cap of the accepted-events stream, in batches (RecordEvents calls, StreamEventBatches
     messages, or 1,000 StreamEvents events)."""
+    batch_id_ttl_seconds: int = 24 * 3600
+    """How long a RecordEvents batch_id's reply is kept: a retry with the same batch_id within
+    this time gets that reply and counts nothing again. Each kept reply costs Redis about 200
+    bytes (more with rejected events)."""
+    upsert_max_articles: int = 100
+    """Articles an UpsertArticles call may carry."""
+    upsert_max_bytes: int = 16 * 1024 * 1024
+    """Serialized size an UpsertArticles call may have (INVALID_ARGUMENT above it: send fewer
+    articles a call). The gRPC receive limit is raised to at least this."""
+    max_title_chars: int = 1_000
+    """Characters of an upserted article's title."""
+    max_body_chars: int = 200_000
+    """Characters of an upserted article's body."""
+    max_url_chars: int = 2_048
+    """Characters of an upserted article's url."""
+    grpc_max_receive_bytes: int = 32 * 1024 * 1024
+    """gRPC's receive limit for any request message (the server uses the larger of this and
+    upsert_max_bytes); gRPC itself answers RESOURCE_EXHAUSTED above it, before newsrec reads
+    the message."""
     shutdown_grace_seconds: float = 10.0
     """In-flight calls get this long to finish on SIGTERM/SIGINT."""
     redis_timeout_seconds: float = 2.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import redis
 
 
 class NewsrecError(Exception):
@@ -62,9 +63,10 @@ def store_error(exc: Exception) -> NewsrecError:
     written), everything else UNAVAILABLE (unreachable, a read-only replica, loading, a failed
     script), each with Redis's own reason."""
     reason = str(exc).strip() or type(exc).__name__
-    if reason.startswith(("OOM", "EXECABORT Transaction discarded because of: OOM")) or (
-        "OOM command not allowed" in reason
-    ):
+    out_of_memory = isinstance(exc, redis.exceptions.OutOfMemoryError) or reason.startswith(
+        ("OOM", "EXECABORT Transaction discarded because of: OOM")
+    )
+    if out_of_memory or "OOM command not allowed" in reason:
         return StoreFull(f"Redis is out of memory; nothing was written: {reason}")
     if reason.startswith("READONLY"):
         return StoreUnavailable(f"Redis is a read-only replica: {reason}")

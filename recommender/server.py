@@ -27,6 +27,7 @@ from recommender.servicer import RecommenderServicer
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
+from recommender.validation import Limits
 
 log = logging.getLogger("newsrec.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
@@ -47,11 +48,13 @@ def make_service(settings: Settings) -> RecommenderService:
     )
     return RecommenderService(
         reader,
-        EventWriter(reader, settings.event_stream_max_batches, settings.sections_cache_entries),
+        EventWriter(reader, settings.event_stream_max_batches, settings.sections_cache_entries,
+                    settings.batch_id_ttl_seconds),
         ArticleWriter(reader),
         LiveCounts(settings.live_cache_seconds),
         settings.answer_cache_entries,
-    )
+        Limits.from_settings(settings),
+    )  # fmt: skip
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -95,7 +98,10 @@ async def create_server(
     """Build and start a server on settings.host:settings.port (0 = any free port)."""
     service = service or make_service(settings)
     interceptor = ServerInterceptor(settings.write_token, settings.read_token, settings.access_log)
-    server = grpc.aio.server(interceptors=[interceptor], options=[("grpc.so_reuseport", 1)])
+    # Every valid UpsertArticles fits, so a too-large one gets newsrec's INVALID_ARGUMENT.
+    receive = max(settings.grpc_max_receive_bytes, settings.upsert_max_bytes)
+    options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", receive)]
+    server = grpc.aio.server(interceptors=[interceptor], options=options)
     servicer = RecommenderServicer(
         service, settings.last_good_entries, settings.redis_timeout_seconds
     )

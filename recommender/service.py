@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender import metrics
 from recommender.cache import LRU
 from recommender.domain import Article
-from recommender.errors import ArticleNotFound, InvalidRequest
+from recommender.errors import ArticleNotFound
 from recommender.live.articles import ArticleWriter
 from recommender.live.config import VersionConfig
 from recommender.live.counters import Components, LiveCounts, blend, live_components, read_plan
 from recommender.live.events import EventWriter
 from recommender.reader import Reader
-from recommender.store.codec import Candidate
+from recommender.store.codec import Candidate, caller_identity
 from recommender.v1 import recommender_pb2 as pb
 from recommender.validation import (
-    MAX_UPSERTS,
-    check_article,
+    DEFAULT_LIMITS,
+    TIMESTAMP_MAX_NANOS,
+    TIMESTAMP_MIN_NANOS,
+    Limits,
+    check_batch_id,
     check_events,
     check_excludes,
     check_id,
     check_limit,
     check_section,
+    check_timestamp,
+    check_upsert,
+    valid_timestamp,
 )
 
 STREAM_BATCH = 1000
@@ -40,9 +46,11 @@ def in_section(sections: Iterable[str], section: str) -> bool:
 
 
 def timestamp(epoch: float) -> Timestamp:
-    """Epoch seconds as a protobuf Timestamp."""
+    """Epoch seconds as a protobuf Timestamp (a float near either end of the valid range is
+    held inside it: 9999-12-31T23:59:59.999999999Z is 253402300800.0 as a float)."""
     ts = Timestamp()
-    ts.FromNanoseconds(round(epoch * 1e9))
+    nanos = round(epoch * 1e9)
+    ts.FromNanoseconds(min(max(nanos, TIMESTAMP_MIN_NANOS), TIMESTAMP_MAX_NANOS))
     return ts
 
 
@@ -89,6 +97,7 @@ class RecommenderService:
         articles: ArticleWriter,
         live_counts: LiveCounts,
         answer_entries: int = 20_000,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.reader = reader
         self.events = events
@@ -96,6 +105,7 @@ class RecommenderService:
         self.live_counts = live_counts
         self.answers = LRU(answer_entries)
         """Hot answers, keyed by request, version and live-state epoch."""
+        self.limits = limits
 
     async def _items(self, version: str, chosen: list[tuple[str, float]]) -> list[pb.Item]:
         records = await self.reader.articles(version, [aid for aid, _ in chosen])
@@ -117,7 +127,9 @@ class RecommenderService:
             return cached
         candidates = await self.reader.related(version, article_id)
         if candidates is None:
-            raise ArticleNotFound(f"article {article_id!r} is not in model {version}")
+            raise ArticleNotFound(
+                f"article_id {article_id!r} is not in model {version} (or taken down)"
+            )
         chosen = pick(related_candidates(candidates, section), skip | self.reader.deleted, limit)
         items = await self._items(version, chosen)
         response = pb.GetRelatedResponse(items=items, model_version=version)
@@ -190,56 +202,62 @@ class RecommenderService:
         response.trained_at.CopyFrom(timestamp(float(meta["trained_at"])))
         return response
 
-    async def record_events(self, events: Sequence[pb.Event]) -> pb.RecordEventsResponse:
-        """A batch of reader events."""
-        check_events(events, "a call (use StreamEventBatches for more)")
-        return (await self.events.record_events(events)).response()
+    async def record_events(
+        self, request: pb.RecordEventsRequest, peer: str = ""
+    ) -> pb.RecordEventsResponse:
+        """A batch of reader events from the caller at `peer` (grpc's context.peer())."""
+        check_events(request.events, "a call (use StreamEventBatches for more)")
+        batch_id = check_batch_id(request.batch_id)
+        tally = await self.events.record_events(request.events, caller_identity(peer), batch_id)
+        return tally.response()
 
-    async def stream_events(self, events: AsyncIterable[pb.Event]) -> pb.RecordEventsResponse:
-        """A client stream of single events, recorded in batches of STREAM_BATCH."""
-        async with self.events.stream() as stream:
+    async def stream_events(
+        self, events: AsyncIterable[pb.Event], peer: str = ""
+    ) -> pb.RecordEventsResponse:
+        """A client stream of single events, recorded in batches of STREAM_BATCH; an event with
+        an invalid ts ends the stream (the events before it are recorded)."""
+        async with self.events.stream(caller_identity(peer)) as stream:
             batch: list[pb.Event] = []
+            n = 0
             async for event in events:
+                if event.HasField("ts") and not valid_timestamp(event.ts):
+                    if batch:
+                        await stream.submit(batch, n - len(batch), singles=True)
+                    where = f"stream event {n} (counting from 0; those before it were recorded)"
+                    check_timestamp(event.ts, f"{where}: ts")
                 batch.append(event)
+                n += 1
                 if len(batch) == STREAM_BATCH:
-                    await stream.submit(batch)
+                    await stream.submit(batch, n - len(batch), singles=True)
                     batch = []
             if batch:
-                await stream.submit(batch)
+                await stream.submit(batch, n - len(batch), singles=True)
         return stream.tally.response()
 
     async def stream_event_batches(
-        self, requests: AsyncIterable[pb.RecordEventsRequest]
+        self, requests: AsyncIterable[pb.RecordEventsRequest], peer: str = ""
     ) -> pb.RecordEventsResponse:
         """A client stream of event batches, each checked and recorded as a RecordEvents call;
-        an oversized one ends the stream (the ones before it are recorded)."""
-        async with self.events.stream() as stream:
+        a bad one ends the stream (the ones before it are recorded)."""
+        async with self.events.stream(caller_identity(peer)) as stream:
             n = 0
             async for request in requests:
-                check_events(
-                    request.events,
-                    f"a message (stream message {n}, counting from 0; those before it were "
-                    "recorded)",
-                )
+                where = f"stream message {n} (counting from 0; those before it were recorded): "
+                check_events(request.events, "a message", where)
+                batch_id = check_batch_id(request.batch_id, f"{where}batch_id")
                 if request.events:
-                    await stream.submit(request.events)
+                    await stream.submit(request.events, n, batch_id, where=where)
                 n += 1
         return stream.tally.response()
 
     async def upsert_articles(self, request: pb.UpsertArticlesRequest) -> pb.UpsertArticlesResponse:
         """New or edited articles; all are validated before any is written."""
-        if not request.articles or len(request.articles) > MAX_UPSERTS:
-            raise InvalidRequest(
-                f"articles must hold 1 to {MAX_UPSERTS} entries, got {len(request.articles)}"
-            )
-        articles = [check_article(a, f"articles[{n}]") for n, a in enumerate(request.articles)]
-        if len({a.id for a in articles}) != len(articles):
-            raise InvalidRequest("articles repeats an article_id")
+        articles = check_upsert(request, self.limits)
         version = await self.reader.live_version()
         results = await self.articles.upsert(articles)
         return pb.UpsertArticlesResponse(results=results, model_version=version)
 
     async def delete_article(self, request: pb.DeleteArticleRequest) -> pb.DeleteArticleResponse:
-        """A takedown."""
+        """A takedown of an article the live model or the live state knows."""
         article_id = check_id(request.article_id, "article_id")
         return pb.DeleteArticleResponse(existed=await self.articles.delete(article_id))

@@ -20,6 +20,7 @@ from recommender.errors import (
     StoreUnavailable,
     status_code,
 )
+from recommender.interceptors import CALLER
 from recommender.service import RecommenderService
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
@@ -57,6 +58,13 @@ def grpc_errors(
         raise AssertionError("unreachable: context.abort raises")
 
     return wrapped
+
+
+def caller(context: Any) -> str:
+    """Who stands in for the session of a click without one: the token's name where tokens are
+    set (interceptors.CALLER), else the gRPC peer (its address; the port is dropped later)."""
+    who = CALLER.get()
+    return who if who.startswith("token:") else context.peer()
 
 
 def _request_key(method: str, request: Any) -> str:
@@ -119,13 +127,13 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     async def RecordEvents(
         self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecordEventsResponse:
-        return await self.service.record_events(request.events)
+        return await self.service.record_events(request, caller(context))
 
     @grpc_errors
     async def StreamEvents(
         self, request_iterator: AsyncIterator[pb.Event], context: grpc.aio.ServicerContext
     ) -> pb.RecordEventsResponse:
-        return await self.service.stream_events(request_iterator)
+        return await self.service.stream_events(request_iterator, caller(context))
 
     @grpc_errors
     async def StreamEventBatches(
@@ -133,7 +141,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         request_iterator: AsyncIterator[pb.RecordEventsRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.RecordEventsResponse:
-        return await self.service.stream_event_batches(request_iterator)
+        return await self.service.stream_event_batches(request_iterator, caller(context))
 
     @grpc_errors
     async def UpsertArticles(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -15,63 +13,11 @@ import redis
 from recommender.config import Settings
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
-from tests.corpus import TOPICS, write_corpus
 from tests.helpers import ServerThread, eventually
+from tests.live_helpers import TECH_TEXT, clicks, popular_ids, retrain, upsert
 from training.export import export_events
-from training.pipeline import TrainConfig, TrainResult, train
 
-TECH_TEXT = " ".join(TOPICS["tech"] * 6)
-
-
-@pytest.fixture
-def live_settings(settings: Settings) -> Settings:
-    return replace(settings, live_cache_seconds=0.0)
-
-
-@pytest.fixture
-def trained(tmp_path: Path, live_settings: Settings, client: redis.Redis) -> TrainResult:
-    articles, clicks = write_corpus(tmp_path)
-    return retrain(articles, clicks, live_settings, client)
-
-
-def retrain(
-    articles: Path, clicks: Path | None, settings: Settings, client: redis.Redis
-) -> TrainResult:
-    config = TrainConfig(
-        articles=articles, clicks=clicks, model_dir=settings.model_dir, progress=False
-    )
-    return train(config, client, Keys(settings.namespace), log=lambda _m: None)
-
-
-@pytest.fixture
-def live(live_settings: Settings, trained: TrainResult) -> Iterator[ServerThread]:
-    running = ServerThread(live_settings)
-    yield running
-    running.stop()
-
-
-def clicks(article_id: str, n: int, session: str = "s") -> list[pb.Event]:
-    return [pb.Event(article_id=article_id, session_id=f"{session}{i}") for i in range(n)]
-
-
-def popular_ids(server: ServerThread, section: str = "", limit: int = 10) -> list[str]:
-    reply = server.stub.GetPopular(pb.GetPopularRequest(section=section, limit=limit))
-    return [i.article_id for i in reply.items]
-
-
-def upsert(
-    server: ServerThread, article_id: str, body: str, sections: list[str]
-) -> pb.UpsertResult:
-    article = pb.ArticleInput(
-        article_id=article_id,
-        title=body[:40],
-        body=body,
-        sections=sections,
-        url=f"https://example.org/{article_id}",
-    )
-    article.published_at.GetCurrentTime()
-    reply = server.stub.UpsertArticles(pb.UpsertArticlesRequest(articles=[article]))
-    return reply.results[0]
+pytest_plugins = ["tests.live_fixtures"]  # the fixtures live, live_settings, trained
 
 
 def test_burst_climbs_popular_within_seconds(live: ServerThread) -> None:
@@ -284,7 +230,9 @@ def test_two_replicas_share_upserts(live: ServerThread, live_settings: Settings)
         other.stop()
 
 
-def test_takedown_disappears_everywhere_and_lists_refill(live: ServerThread) -> None:
+def test_takedown_disappears_everywhere_and_lists_refill(
+    live: ServerThread, client: redis.Redis, keys: Keys
+) -> None:
     assert popular_ids(live)[0] == "tech-01"
     before = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-02", limit=10))
     assert "tech-01" in [i.article_id for i in before.items]
@@ -299,7 +247,14 @@ def test_takedown_disappears_everywhere_and_lists_refill(live: ServerThread) -> 
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     reply = live.stub.RecordEvents(pb.RecordEventsRequest(events=clicks("tech-01", 2)))
     assert reply.rejected_reasons["unknown_article"] == 2
-    assert not live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id="never-1")).existed
+    again = live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id="tech-01"))
+    assert not again.existed  # taken down already: nothing changes
+    for unknown in ("never-1", "x" * 128):
+        with pytest.raises(grpc.RpcError) as missing:
+            live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id=unknown))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert unknown[:20] in str(missing.value.details())
+    assert client.smembers(keys.deleted) == {b"tech-01"}  # unknown ids are not recorded
 
 
 def test_restart_keeps_live_state(live: ServerThread, live_settings: Settings) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 import redis
 
 from recommender.store.codec import EventRow, decode_event_batch, text
-from recommender.store.keys import EVENTS_FIELD, Keys
+from recommender.store.keys import EVENTS_FIELD, SKIPPED_FIELD, Keys
 
 
 def stream_events(client: redis.Redis, keys: Keys, batch: int = 500) -> Iterator[EventRow]:
-    """Every event still in the capped stream, oldest first (XRANGE pages, never one huge read)."""
+    """Every counted event still in the capped stream, oldest first (XRANGE pages, never one
+    huge read)."""
     start = "-"
     while True:
         entries = client.xrange(keys.events, min=start, max="+", count=batch)
@@ -24,7 +25,8 @@ def stream_events(client: redis.Redis, keys: Keys, batch: int = 500) -> Iterator
         for _, fields in entries:
             raw = (fields or {}).get(EVENTS_FIELD.encode())
             if raw is not None:
-                yield from decode_event_batch(bytes(raw))  # type: ignore[arg-type]
+                skipped = (fields or {}).get(SKIPPED_FIELD.encode())
+                yield from decode_event_batch(bytes(raw), skipped)  # type: ignore[arg-type]
         start = "(" + text(entries[-1][0])
 
 

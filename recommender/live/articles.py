@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recommender.domain import Article
-from recommender.errors import NoModelPublished
+from recommender.errors import ArticleNotFound, NoModelPublished
 from recommender.live.config import VersionConfig
 from recommender.reader import Reader
 from recommender.store import codec
@@ -191,13 +191,22 @@ class ArticleWriter:
             pipe.expire(key, LIVE_KEY_TTL)
 
     async def delete(self, article_id: str) -> bool:
-        """Record a takedown; True if the article was known."""
+        """Record a takedown; True if the article was served until now, False if it had been
+        taken down already (nothing changes). ArticleNotFound, recording nothing, for an id
+        neither the live model nor the live state knows: the takedown set stays bounded by the
+        articles that exist."""
         version = await self.reader.live_version()
         await self.reader.refresh_live()
+        if article_id in self.reader.deleted:
+            return False
         known = (
             article_id in self.reader.upserted
             or (await self.reader.articles(version, [article_id]))[0] is not None
         )
+        if not known:
+            raise ArticleNotFound(
+                f"article_id {article_id!r} is neither in model {version} nor upserted since"
+            )
 
         def build(pipe: Any) -> None:
             pipe.sadd(self.keys.deleted, article_id)
@@ -210,7 +219,7 @@ class ArticleWriter:
         await self.reader.refresh_live()
         if self._index is not None:
             self._index.set_live(article_id, None)
-        return known
+        return True
 
 
 def _live_vector(raw: bytes, width: int) -> LiveVector:

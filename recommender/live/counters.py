@@ -15,16 +15,16 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from recommender.domain import CLICK, IMPRESSION
 from recommender.scoring import HOUR, BetaPrior, trending_score
 from recommender.store.codec import EventRow, PopularList
 from recommender.store.keys import Keys
-from recommender.store.scripts import increment_piece
 
 MINUTE = 60.0
 GRAINS = (("m", MINUTE), ("h", HOUR))
@@ -45,58 +45,170 @@ COUNTED_AS = {CLICK: (CLICKS,), IMPRESSION: (VIEWS, EXPOSURE)}
 """The counter kinds each event type feeds (impressions twice: two half-lives)."""
 
 
+@dataclass
+class CounterPlan:
+    """A batch's counter increments, as the event write script (store/scripts.RECORD_BATCH)
+    applies them. A slot is one article's cell in one kind and time bucket, spread over the
+    site-wide hash and its sections' hashes (`keys` positions). Per slot, `base` is the weight of
+    the events that count whatever happens, `pending` that of the events that count only if
+    Redis says so (a click whose (session, article) pair is new), `waiting` how many of those
+    there are. A pending event's (slot, weight) pieces are `templates[template_of[n]]` (events
+    of one article, time and type share one), for the script to take back out of the slots
+    when the event turns out a repeat."""
+
+    keys: list[str] = field(default_factory=list)
+    slots: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    base: list[float] = field(default_factory=list)
+    pending: list[float] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
+    templates: list[list[tuple[int, float]]] = field(default_factory=list)
+    template_of: list[int] = field(default_factory=list)
+    """Per event, its template (-1 for an event that counts whatever happens)."""
+
+    def increments(self) -> dict[str, list[str]]:
+        """Per counter hash, "article weight" pieces of the base sums (each slot's once per
+        hash it is spread over)."""
+        per_key: dict[str, list[str]] = {}
+        for (article, where), total in zip(self.slots, self.base, strict=True):
+            if total > 0:
+                for k in where:
+                    per_key.setdefault(self.keys[k], []).append(f"{article} {total!r}")
+        return per_key
+
+
+def plan_counters(
+    events: Sequence[EventRow],
+    pending: Sequence[bool],
+    sections: Mapping[str, tuple[str, ...]],
+    keys: Keys,
+    cfg: TrendingScoring,
+) -> CounterPlan:
+    """The counter increments of a batch of accepted (article, ts, type, session) events, of
+    which those marked `pending` count only if Redis says so. An event at ts adds
+    2^((ts - start) / half_life) to its bucket starting at `start`, per kind it feeds (see
+    COUNTED_AS) and grain: computed per (kind, grain) with numpy, one slot per article and
+    bucket, so a hash gets one increment per article however many events it had. Sections that
+    differ only in case share a hash; each adds its weight there."""
+    plan = CounterPlan(template_of=[-1] * len(events))
+    if not events:
+        return plan
+    ids, times, kinds, _ = zip(*events, strict=True)
+    index: dict[str, int] = {}
+    codes = np.asarray([index.setdefault(a, len(index)) for a in ids], dtype=np.int64)
+    stamps = np.asarray(times, dtype=np.float64)
+    waits = np.asarray(pending, dtype=bool)
+    template_of = np.full(len(events), -1, dtype=np.int64)
+    slot_keys = _SlotKeys(keys, list(index), sections)
+    kind_names = list(dict.fromkeys(kinds))
+    kind_of = np.asarray(kinds) if len(kind_names) > 1 else None
+    for kind in kind_names:
+        rows = np.arange(len(events)) if kind_of is None else np.flatnonzero(kind_of == kind)
+        late = rows[waits[rows]]
+        representatives = np.zeros(0, dtype=np.int64)
+        if len(late):  # one template per (article, time) among this type's pending events
+            times_at, time_of = np.unique(stamps[late], return_inverse=True)
+            _, firsts, inverse = np.unique(
+                codes[late] * len(times_at) + time_of, return_index=True, return_inverse=True
+            )
+            template_of[late] = inverse + len(plan.templates)
+            representatives = np.searchsorted(rows, late[firsts])
+        passes = _plan_kind(plan, kind, codes[rows], stamps[rows], waits[rows], representatives,
+                            slot_keys, cfg)  # fmt: skip
+        plan.templates += [list(pieces) for pieces in zip(*passes, strict=True)]
+    plan.template_of = template_of.tolist()
+    plan.keys = slot_keys.names
+    return plan
+
+
+class _SlotKeys:
+    """Counter hash names of a batch by position, each built once. Articles with the same
+    sections share a group, and their slots in a bucket the same hash positions."""
+
+    def __init__(
+        self, keys: Keys, articles: list[str], sections: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        self.keys = keys
+        self.articles = np.asarray(articles, dtype=object)
+        groups: dict[tuple[str, ...], int] = {}
+        self.group_of = np.asarray([groups.setdefault(sections[a], len(groups)) for a in articles])
+        self.groups = [("", *group) for group in groups]  # "" = the site-wide hash
+        self.names: list[str] = []
+        self._at: dict[tuple[str, str, int, str], int] = {}
+
+    def where(self, name: str, grain: str, start: int, group: int) -> tuple[int, ...]:
+        """Positions of the hashes a group's weight in one bucket goes to."""
+        return tuple(self._position(name, grain, start, s) for s in self.groups[group])
+
+    def _position(self, name: str, grain: str, start: int, section: str) -> int:
+        spot = (name, grain, start, section)
+        n = self._at.get(spot)
+        if n is None:
+            n = self._at[spot] = len(self.names)
+            self.names.append(self.keys.counter(name, grain, start, section))
+        return n
+
+
+def _plan_kind(
+    plan: CounterPlan,
+    kind: str,
+    which: NDArray[np.int64],
+    stamps: NDArray[np.float64],
+    waits: NDArray[np.bool_],
+    representatives: NDArray[np.int64],
+    slot_keys: _SlotKeys,
+    cfg: TrendingScoring,
+) -> list[list[tuple[int, float]]]:
+    """Add the slots of one event type's events (article positions, times, pending flags);
+    return, per (counter kind, grain), the (slot, weight) piece of each event at
+    `representatives`."""
+    passes = []
+    groups = len(slot_keys.groups)
+    for name in COUNTED_AS[kind]:
+        half_life = cfg.half_life_of(name)
+        for grain, size in GRAINS:
+            starts = np.floor(stamps / size) * size  # bucket_start, per event
+            weights = np.power(2.0, (stamps - starts) / half_life)
+            buckets, bucket_of = np.unique(starts, return_inverse=True)
+            cells, slot_of = np.unique(which * len(buckets) + bucket_of, return_inverse=True)
+            article, bucket = np.divmod(cells, len(buckets))
+            combos, combo_of = np.unique(
+                bucket * groups + slot_keys.group_of[article], return_inverse=True
+            )
+            wheres = [
+                slot_keys.where(name, grain, int(buckets[c // groups]), c % groups)
+                for c in combos.tolist()
+            ]
+            first = len(plan.slots)
+            plan.slots += zip(
+                slot_keys.articles[article].tolist(),
+                [wheres[c] for c in combo_of.tolist()],
+                strict=True,
+            )
+            # bincount adds in input order: the same float sums as a loop would make
+            plan.base += np.bincount(slot_of, np.where(waits, 0.0, weights), len(cells)).tolist()
+            plan.pending += np.bincount(slot_of, np.where(waits, weights, 0.0), len(cells)).tolist()
+            plan.waiting += np.bincount(slot_of, waits, len(cells)).astype(int).tolist()
+            passes.append(
+                list(
+                    zip(
+                        (slot_of[representatives] + first).tolist(),
+                        weights[representatives].tolist(),
+                        strict=True,
+                    )
+                )
+            )
+    return passes
+
+
 def counter_increments(
     events: Sequence[EventRow],
     sections: Mapping[str, tuple[str, ...]],
     keys: Keys,
     cfg: TrendingScoring,
 ) -> dict[str, list[str]]:
-    """Per counter hash, the "article weight" pieces store.INCREMENT_FIELDS adds for a batch of
-    accepted (article, ts, type, session) events: each article's in-bucket weights
-    2^((ts - start) / half_life) summed per kind and bucket, computed per bucket with numpy
-    and added to the site-wide hash and to each of the article's sections' hashes, so there is
-    one increment per article per hash, not one per event. Sections that differ only in case
-    share a hash; each adds its pieces there."""
-    index: dict[str, int] = {}
-    columns: dict[str, tuple[list[int], list[float]]] = {}  # event type -> (article, ts)
-    for article_id, ts, kind, _ in events:
-        n = index.get(article_id)
-        if n is None:
-            n = index[article_id] = len(index)
-        column = columns.get(kind)
-        if column is None:
-            column = columns[kind] = ([], [])
-        column[0].append(n)
-        column[1].append(ts)
-    articles = list(index)
-    hashes = [("", *sections[a]) for a in articles]  # "" = site-wide
-    per_key: dict[str, list[str]] = {}
-    for kind, (positions, times) in columns.items():
-        which = np.asarray(positions, dtype=np.intp)
-        stamps = np.asarray(times, dtype=np.float64)
-        for name in COUNTED_AS[kind]:
-            half_life = cfg.half_life_of(name)
-            for grain, size in GRAINS:
-                starts = np.floor(stamps / size) * size  # bucket_start, per event
-                weights = np.power(2.0, (stamps - starts) / half_life)
-                distinct = np.unique(starts)
-                for start in distinct.tolist():
-                    picked = starts == start if len(distinct) > 1 else slice(None)
-                    # bincount adds in input order: the same float sums as a loop would make
-                    totals = np.bincount(which[picked], weights[picked], len(articles))
-                    present = np.flatnonzero(totals)  # every weight is >= 1
-                    by_section: dict[str, list[str]] = {}
-                    for n, total in zip(present.tolist(), totals[present].tolist(), strict=True):
-                        piece = increment_piece(articles[n], total)
-                        for section in hashes[n]:
-                            pieces = by_section.get(section)
-                            if pieces is None:
-                                pieces = by_section[section] = []
-                            pieces.append(piece)
-                    for section, pieces in by_section.items():
-                        key = keys.counter(name, grain, int(start), section)
-                        per_key.setdefault(key, []).extend(pieces)
-    return per_key
+    """Per counter hash, the "article weight" increments of a batch in which every event
+    counts (plan_counters with nothing pending)."""
+    return plan_counters(events, [False] * len(events), sections, keys, cfg).increments()
 
 
 def buckets_to_read(live_from: float, now: float, window: float) -> list[tuple[str, int]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from recommender.domain import Article
 
@@ -123,7 +124,7 @@ EventRow = tuple[str, float, str, str]
 
 
 def encode_event_batch(rows: list[EventRow]) -> bytes:
-    """One stream entry holds a whole accepted batch: one XADD per call, not per event.
+    """One stream entry holds a whole batch: one XADD per batch, not per event.
 
     The bytes are exactly json.dumps(rows, separators=(",", ":")): accepted ids and session ids
     are validated ([A-Za-z0-9._:~-]) and kinds are plain words, so no string needs escaping and
@@ -139,6 +140,68 @@ def encode_event_batch(rows: list[EventRow]) -> bytes:
     return ("[" + ",".join(parts) + "]").encode()
 
 
-def decode_event_batch(raw: bytes) -> list[EventRow]:
-    """Inverse of encode_event_batch."""
-    return [(str(a), float(t), str(k), str(s)) for a, t, k, s in json.loads(raw)]
+def decode_event_batch(raw: bytes, skipped: bytes | str | None = None) -> list[EventRow]:
+    """Inverse of encode_event_batch, without the rows at the `skipped` positions (an entry's
+    SKIPPED_FIELD: space-separated, the clicks that did not count)."""
+    rows = [(str(a), float(t), str(k), str(s)) for a, t, k, s in json.loads(raw)]
+    if skipped:
+        drop = {int(n) for n in text(skipped).split()}
+        rows = [row for n, row in enumerate(rows) if n not in drop]
+    return rows
+
+
+def caller_identity(peer: str) -> str:
+    """Who stands in for the session of a click without one: the caller's gRPC peer address
+    without its port ("ipv4:10.0.0.7:51234" -> "@ipv4:10.0.0.7"; "" for no peer). The "@" keeps
+    it apart from every session id (ids never hold "@"); whitespace is percent-encoded, since
+    dedup members are space-separated."""
+    if not peer:
+        return ""
+    host = peer
+    kind, _, address = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        head, colon, port = address.rpartition(":")
+        if colon and port.isdigit():
+            host = f"{kind}:{head}"
+    return "@" + quote(host, safe="/:[]@.%-_~")
+
+
+def dedup_member(who: str, article_id: str) -> str:
+    """A dedup set's member: who (a session id or a caller_identity) clicked which article."""
+    return f"{who} {article_id}"
+
+
+@dataclass(frozen=True)
+class BatchReply:
+    """What RecordEvents answered for one batch, as kept under its batch_id."""
+
+    accepted: int
+    deduplicated: int
+    rejected: dict[str, int]
+    rejected_events: list[tuple[int, str]]
+    """(position in the batch, reason) of the first rejected events."""
+
+
+def encode_batch_rejections(rejected: dict[str, int], events: list[tuple[int, str]]) -> str:
+    """The part of a batch's reply known before the write script runs ("" when none)."""
+    if not rejected:
+        return ""
+    return json.dumps({"r": rejected, "e": events}, separators=(",", ":"))
+
+
+def encode_batch_reply(accepted: int, deduplicated: int, rejections: str) -> str:
+    """A batch's stored reply: "accepted deduplicated rejections" (the write script builds the
+    same string, since it alone knows how many clicks were new)."""
+    return f"{accepted} {deduplicated} {rejections}"
+
+
+def decode_batch_reply(raw: bytes | str) -> BatchReply:
+    """Inverse of encode_batch_reply."""
+    accepted, deduplicated, rejections = text(raw).split(" ", 2)
+    data = json.loads(rejections) if rejections else {"r": {}, "e": []}
+    return BatchReply(
+        accepted=int(accepted),
+        deduplicated=int(deduplicated),
+        rejected={str(k): int(v) for k, v in data["r"].items()},
+        rejected_events=[(int(n), str(reason)) for n, reason in data["e"]],
+    )

@@ -23,11 +23,16 @@ Live state, beside the versions and folded in by the next training run:
                            impressions, exposure: impressions on the short half-life) in the
                            minute (g=m) or hour (g=h) bucket starting at epoch t; TTL past window
   ns:rt:seen:<t>:<shard>   set: "session article" pairs with a counted click in the dedup period
-                           starting at epoch t (DEDUP_SHARDS shards by session; TTL two periods)
-  ns:rt:events             stream: accepted events, one entry per batch (field EVENTS_FIELD), for
-                           `newsrec export-events`
+                           starting at epoch t ("@caller article" for a click without a session:
+                           codec.caller_identity); DEDUP_SHARDS shards by session; TTL two periods
+  ns:rt:events             stream: one entry per batch whose events counted (field EVENTS_FIELD,
+                           and SKIPPED_FIELD for its rows that did not), for `newsrec export-events`
+  ns:rt:batch:<batch_id>   string: a RecordEvents batch's reply (codec.encode_batch_reply), so a
+                           retry with the same batch_id counts nothing again; TTL a setting (24 h)
 A version's keys never change once written, so they can be cached in-process without
-invalidation. No command touches two keys at once, so the schema works on Redis Cluster.
+invalidation. Reads and version writes touch one key a command; an event batch is one script
+over its dedup sets, counter hashes, the stream and its reply record (atomic on one Redis; on
+Redis Cluster those keys span slots, and the batch_id is what makes a retry safe there).
 Encodings are in store/codec.py (JSON values) and store/vectors.py (vector blobs).
 """
 
@@ -44,7 +49,11 @@ COUNTER_TTL_MARGIN = 2 * 3600
 DEDUP_SHARDS = 16
 """Dedup sets per period, so no single key (or cluster slot) takes every session."""
 EVENTS_FIELD = "e"
-"""The one field of an event-stream entry: the batch, encoded by codec.encode_event_batch."""
+"""The field of an event-stream entry holding the batch, encoded by codec.encode_event_batch."""
+SKIPPED_FIELD = "x"
+"""The field, when present, listing the positions (space-separated) of the entry's rows that
+did not count (clicks whose pair the dedup set already held): `newsrec export-events` skips
+them."""
 
 
 def counter_ttl(window_seconds: float) -> int:
@@ -79,6 +88,7 @@ class Keys:
         self.deleted = f"{namespace}:rt:deleted"
         self.upserted = f"{namespace}:rt:upserted"
         self.events = f"{namespace}:rt:events"
+        self.batch_prefix = f"{namespace}:rt:batch:"
 
     def version_prefix(self, version: str) -> str:
         """Every key of one version starts with this (used to delete a version)."""
@@ -131,6 +141,10 @@ class Keys:
     def seen(self, period_start: int, shard: int) -> str:
         """Session/article pairs already counted in one dedup period."""
         return f"{self.namespace}:rt:seen:{period_start}:{shard}"
+
+    def batch(self, batch_id: str) -> str:
+        """The stored reply of the event batch with this (validated) batch_id."""
+        return self.batch_prefix + batch_id
 
     def live_prefix(self) -> str:
         """Every live-state key starts with this."""

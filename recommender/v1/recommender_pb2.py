@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n recommender/v1/recommender.proto\x12\x0erecommender.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n\x04Item\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x10\n\x08sections\x18\x05 \x03(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\x30\n\x0cpublished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x11GetRelatedRequest\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x03 \x03(\t\x12\x0f\n\x07section\x18\x04 \x01(\t\"P\n\x12GetRelatedResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.recommender.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"H\n\x11GetPopularRequest\x12\x0f\n\x07section\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x03 \x03(\t\"{\n\x12GetPopularResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.recommender.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13GetModelInfoRequest\"\x98\x02\n\x14GetModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12.\n\ntrained_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rarticle_count\x18\x03 \x01(\x03\x12\x13\n\x0b\x63lick_count\x18\x04 \x01(\x03\x12H\n\nparameters\x18\x05 \x03(\x0b\x32\x34.recommender.v1.GetModelInfoResponse.ParametersEntry\x12\x10\n\x08sections\x18\x06 \x03(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\x05\x45vent\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\'\n\x04type\x18\x02 \x01(\x0e\x32\x19.recommender.v1.EventType\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x04 \x01(\t\"<\n\x13RecordEventsRequest\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.recommender.v1.Event\"\xdd\x01\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x03\x12\x10\n\x08rejected\x18\x03 \x01(\x03\x12S\n\x10rejected_reasons\x18\x04 \x03(\x0b\x32\x39.recommender.v1.RecordEventsResponse.RejectedReasonsEntry\x1a\x36\n\x14RejectedReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9e\x01\n\x0c\x41rticleInput\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x10\n\x08sections\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\x12\x30\n\x0cpublished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x15UpsertArticlesRequest\x12.\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x1c.recommender.v1.ArticleInput\"a\n\x0cUpsertResult\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x15\n\rrelated_count\x18\x03 \x01(\x05\x12\x15\n\rinserted_into\x18\x04 \x01(\x05\"^\n\x16UpsertArticlesResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.recommender.v1.UpsertResult\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"*\n\x14\x44\x65leteArticleRequest\x12\x12\n\narticle_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteArticleResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08*X\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x01\x12\x19\n\x15\x45VENT_TYPE_IMPRESSION\x10\x02\x32\xde\x05\n\x0bRecommender\x12S\n\nGetRelated\x12!.recommender.v1.GetRelatedRequest\x1a\".recommender.v1.GetRelatedResponse\x12S\n\nGetPopular\x12!.recommender.v1.GetPopularRequest\x1a\".recommender.v1.GetPopularResponse\x12Y\n\x0cGetModelInfo\x12#.recommender.v1.GetModelInfoRequest\x1a$.recommender.v1.GetModelInfoResponse\x12Y\n\x0cRecordEvents\x12#.recommender.v1.RecordEventsRequest\x1a$.recommender.v1.RecordEventsResponse\x12M\n\x0cStreamEvents\x12\x15.recommender.v1.Event\x1a$.recommender.v1.RecordEventsResponse(\x01\x12\x61\n\x12StreamEventBatches\x12#.recommender.v1.RecordEventsRequest\x1a$.recommender.v1.RecordEventsResponse(\x01\x12_\n\x0eUpsertArticles\x12%.recommender.v1.UpsertArticlesRequest\x1a&.recommender.v1.UpsertArticlesResponse\x12\\\n\rDeleteArticle\x12$.recommender.v1.DeleteArticleRequest\x1a%.recommender.v1.DeleteArticleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n recommender/v1/recommender.proto\x12\x0erecommender.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n\x04Item\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x10\n\x08sections\x18\x05 \x03(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\x30\n\x0cpublished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x11GetRelatedRequest\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x03 \x03(\t\x12\x0f\n\x07section\x18\x04 \x01(\t\"P\n\x12GetRelatedResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.recommender.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"H\n\x11GetPopularRequest\x12\x0f\n\x07section\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xclude_ids\x18\x03 \x03(\t\"{\n\x12GetPopularResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.recommender.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x15\n\x13GetModelInfoRequest\"\x98\x02\n\x14GetModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12.\n\ntrained_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rarticle_count\x18\x03 \x01(\x03\x12\x13\n\x0b\x63lick_count\x18\x04 \x01(\x03\x12H\n\nparameters\x18\x05 \x03(\x0b\x32\x34.recommender.v1.GetModelInfoResponse.ParametersEntry\x12\x10\n\x08sections\x18\x06 \x03(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\x05\x45vent\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\'\n\x04type\x18\x02 \x01(\x0e\x32\x19.recommender.v1.EventType\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x04 \x01(\t\"N\n\x13RecordEventsRequest\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.recommender.v1.Event\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\"?\n\rRejectedEvent\x12\x0f\n\x07message\x18\x01 \x01(\x03\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xaf\x02\n\x14RecordEventsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x03\x12\x10\n\x08rejected\x18\x03 \x01(\x03\x12S\n\x10rejected_reasons\x18\x04 \x03(\x0b\x32\x39.recommender.v1.RecordEventsResponse.RejectedReasonsEntry\x12\x36\n\x0frejected_events\x18\x05 \x03(\x0b\x32\x1d.recommender.v1.RejectedEvent\x12\x18\n\x10replayed_batches\x18\x06 \x01(\x03\x1a\x36\n\x14RejectedReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9e\x01\n\x0c\x41rticleInput\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\x12\x10\n\x08sections\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\x12\x30\n\x0cpublished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x15UpsertArticlesRequest\x12.\n\x08\x61rticles\x18\x01 \x03(\x0b\x32\x1c.recommender.v1.ArticleInput\"a\n\x0cUpsertResult\x12\x12\n\narticle_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x15\n\rrelated_count\x18\x03 \x01(\x05\x12\x15\n\rinserted_into\x18\x04 \x01(\x05\"^\n\x16UpsertArticlesResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.recommender.v1.UpsertResult\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"*\n\x14\x44\x65leteArticleRequest\x12\x12\n\narticle_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteArticleResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08*X\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x01\x12\x19\n\x15\x45VENT_TYPE_IMPRESSION\x10\x02\x32\xde\x05\n\x0bRecommender\x12S\n\nGetRelated\x12!.recommender.v1.GetRelatedRequest\x1a\".recommender.v1.GetRelatedResponse\x12S\n\nGetPopular\x12!.recommender.v1.GetPopularRequest\x1a\".recommender.v1.GetPopularResponse\x12Y\n\x0cGetModelInfo\x12#.recommender.v1.GetModelInfoRequest\x1a$.recommender.v1.GetModelInfoResponse\x12Y\n\x0cRecordEvents\x12#.recommender.v1.RecordEventsRequest\x1a$.recommender.v1.RecordEventsResponse\x12M\n\x0cStreamEvents\x12\x15.recommender.v1.Event\x1a$.recommender.v1.RecordEventsResponse(\x01\x12\x61\n\x12StreamEventBatches\x12#.recommender.v1.RecordEventsRequest\x1a$.recommender.v1.RecordEventsResponse(\x01\x12_\n\x0eUpsertArticles\x12%.recommender.v1.UpsertArticlesRequest\x1a&.recommender.v1.UpsertArticlesResponse\x12\\\n\rDeleteArticle\x12$.recommender.v1.DeleteArticleRequest\x1a%.recommender.v1.DeleteArticleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMODELINFORESPONSE_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_RECORDEVENTSRESPONSE_REJECTEDREASONSENTRY']._loaded_options = None
   _globals['_RECORDEVENTSRESPONSE_REJECTEDREASONSENTRY']._serialized_options = b'8\001'
-  _globals['_EVENTTYPE']._serialized_start=1852
-  _globals['_EVENTTYPE']._serialized_end=1940
+  _globals['_EVENTTYPE']._serialized_start=2017
+  _globals['_EVENTTYPE']._serialized_end=2105
   _globals['_ITEM']._serialized_start=86
   _globals['_ITEM']._serialized_end=237
   _globals['_GETRELATEDREQUEST']._serialized_start=239
@@ -57,23 +57,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENT']._serialized_start=921
   _globals['_EVENT']._serialized_end=1049
   _globals['_RECORDEVENTSREQUEST']._serialized_start=1051
-  _globals['_RECORDEVENTSREQUEST']._serialized_end=1111
-  _globals['_RECORDEVENTSRESPONSE']._serialized_start=1114
-  _globals['_RECORDEVENTSRESPONSE']._serialized_end=1335
-  _globals['_RECORDEVENTSRESPONSE_REJECTEDREASONSENTRY']._serialized_start=1281
-  _globals['_RECORDEVENTSRESPONSE_REJECTEDREASONSENTRY']._serialized_end=1335
-  _globals['_ARTICLEINPUT']._serialized_start=1338
-  _globals['_ARTICLEINPUT']._serialized_end=1496
-  _globals['_UPSERTARTICLESREQUEST']._serialized_start=1498
-  _globals['_UPSERTARTICLESREQUEST']._serialized_end=1569
-  _globals['_UPSERTRESULT']._serialized_start=1571
-  _globals['_UPSERTRESULT']._serialized_end=1668
-  _globals['_UPSERTARTICLESRESPONSE']._serialized_start=1670
-  _globals['_UPSERTARTICLESRESPONSE']._serialized_end=1764
-  _globals['_DELETEARTICLEREQUEST']._serialized_start=1766
-  _globals['_DELETEARTICLEREQUEST']._serialized_end=1808
-  _globals['_DELETEARTICLERESPONSE']._serialized_start=1810
-  _globals['_DELETEARTICLERESPONSE']._serialized_end=1850
-  _globals['_RECOMMENDER']._serialized_start=1943
-  _globals['_RECOMMENDER']._serialized_end=2677
+  _globals['_RECORDEVENTSREQUEST']._serialized_end=1129
+  _globals['_REJECTEDEVENT']._serialized_start=1131
+  _globals['_REJECTEDEVENT']._serialized_end=1194
+  _globals['_RECORDEVENTSRESPONSE']._serialized_start=1197
+  _globals['_RECORDEVENTSRESPONSE']._serialized_end=1500
+  _globals['_RECORDEVENTSRESPONSE_REJECTEDREASONSENTRY']._serialized_start=1446
+  _globals['_RECORDEVENTSRESPONSE_REJECTEDREASONSENTRY']._serialized_end=1500
+  _globals['_ARTICLEINPUT']._serialized_start=1503
+  _globals['_ARTICLEINPUT']._serialized_end=1661
+  _globals['_UPSERTARTICLESREQUEST']._serialized_start=1663
+  _globals['_UPSERTARTICLESREQUEST']._serialized_end=1734
+  _globals['_UPSERTRESULT']._serialized_start=1736
+  _globals['_UPSERTRESULT']._serialized_end=1833
+  _globals['_UPSERTARTICLESRESPONSE']._serialized_start=1835
+  _globals['_UPSERTARTICLESRESPONSE']._serialized_end=1929
+  _globals['_DELETEARTICLEREQUEST']._serialized_start=1931
+  _globals['_DELETEARTICLEREQUEST']._serialized_end=1973
+  _globals['_DELETEARTICLERESPONSE']._serialized_start=1975
+  _globals['_DELETEARTICLERESPONSE']._serialized_end=2015
+  _globals['_RECOMMENDER']._serialized_start=2108
+  _globals['_RECOMMENDER']._serialized_end=2842
 # @@protoc_insertion_point(module_scope)

@@ -117,13 +117,25 @@ class Event(_message.Message):
     def __init__(self, article_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., ts: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class RecordEventsRequest(_message.Message):
-    __slots__ = ("events",)
+    __slots__ = ("events", "batch_id")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    batch_id: str
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., batch_id: _Optional[str] = ...) -> None: ...
+
+class RejectedEvent(_message.Message):
+    __slots__ = ("message", "index", "reason")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    message: int
+    index: int
+    reason: str
+    def __init__(self, message: _Optional[int] = ..., index: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RecordEventsResponse(_message.Message):
-    __slots__ = ("accepted", "deduplicated", "rejected", "rejected_reasons")
+    __slots__ = ("accepted", "deduplicated", "rejected", "rejected_reasons", "rejected_events", "replayed_batches")
     class RejectedReasonsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -135,11 +147,15 @@ class RecordEventsResponse(_message.Message):
     DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     REJECTED_REASONS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_BATCHES_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     deduplicated: int
     rejected: int
     rejected_reasons: _containers.ScalarMap[str, int]
-    def __init__(self, accepted: _Optional[int] = ..., deduplicated: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_reasons: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    rejected_events: _containers.RepeatedCompositeFieldContainer[RejectedEvent]
+    replayed_batches: int
+    def __init__(self, accepted: _Optional[int] = ..., deduplicated: _Optional[int] = ..., rejected: _Optional[int] = ..., rejected_reasons: _Optional[_Mapping[str, int]] = ..., rejected_events: _Optional[_Iterable[_Union[RejectedEvent, _Mapping]]] = ..., replayed_batches: _Optional[int] = ...) -> None: ...
 
 class ArticleInput(_message.Message):
     __slots__ = ("article_id", "title", "body", "sections", "tags", "url", "published_at")

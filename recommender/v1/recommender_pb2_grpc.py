@@ -102,13 +102,17 @@ class RecommenderServicer:
 
     def RecordEvents(self, request, context):
         """Reader events (clicks, impressions), up to 1,000 a call; Popular reflects them within seconds.
+        A call is all-or-nothing: on an error nothing of it was counted, so it can be retried; with
+        a `batch_id`, a retry after a lost answer counts nothing twice either.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamEvents(self, request_iterator, context):
-        """The same for high-volume producers: a client stream, one summary at the end.
+        """The same for high-volume producers: a client stream, one summary at the end. An event whose
+        `ts` is not a valid Timestamp ends the stream with INVALID_ARGUMENT naming it; the events
+        before it have been recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,16 +123,18 @@ class RecommenderServicer:
         to 1,000 events (gRPC's cost is per message, so batching many events in one message goes
         several times faster than StreamEvents). Each message is validated, deduplicated and counted
         as a RecordEvents call; one summary of the whole stream at the end. A message with more than
-        1,000 events ends the stream with INVALID_ARGUMENT naming the field; the messages before it
-        have been recorded. Empty messages are allowed.
+        1,000 events (or an invalid `batch_id` or event `ts`) ends the stream with INVALID_ARGUMENT
+        naming the field; the messages before it have been recorded. Each message is all-or-nothing
+        and may carry its own `batch_id`. Empty messages are allowed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpsertArticles(self, request, context):
-        """New or edited articles, up to 100 a call: each gets its Related list before the call returns,
-        and enters other articles' lists where it scores high enough.
+        """New or edited articles, up to 100 a call and 16 MiB serialized (settings): each gets its
+        Related list before the call returns, and enters other articles' lists where it scores high
+        enough. Every field is checked first; a bad one is INVALID_ARGUMENT naming it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,7 +142,8 @@ class RecommenderServicer:
 
     def DeleteArticle(self, request, context):
         """A takedown: the article leaves every Related and Popular answer at once, and the next
-        training run drops it.
+        training run drops it. NOT_FOUND (and nothing recorded) for an id that neither the live
+        model nor the live state knows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
