@@ -17,8 +17,9 @@ from types import ModuleType
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.commands", "fit the models on an export and a click log, and publish"),
     "serve": ("recommender.commands", "run the gRPC server"),
-    "rollback": ("training.commands", "make an earlier published version live again"),
-    "versions": ("training.commands", "list published versions"),
+    "publish": ("training.admin", "publish a model folder already on disk (no retraining)"),
+    "rollback": ("training.admin", "make an earlier published version live again"),
+    "versions": ("training.admin", "list versions: trained at, counts, live and pending"),
     "export-events": ("training.commands", "write live events as a click log for training"),
     "eval": ("training.workbench.commands", "offline list quality: metrics, replay, report"),
     "tune": ("training.workbench.commands", "run a parameter grid through an evaluation"),

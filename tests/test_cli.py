@@ -34,10 +34,14 @@ def test_train_summary_quiet_versions_and_rollback(tmp_path: Path, settings: Set
     quiet = newsrec(settings, "train", "--articles", str(articles), "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert re.fullmatch(r"published \S+: 40 articles, [\d.]+s\n", quiet.stdout)
-    listing = newsrec(settings, "versions").stdout.splitlines()
-    assert len(listing) == 2 and listing[1].startswith("* ")
+    header, *listing = newsrec(settings, "versions").stdout.splitlines()
+    assert header.split()[:2] == ["version", "trained"] and "clicks" in header
+    assert len(listing) == 2 and listing[1].startswith("* ") and listing[1].endswith("  live")
+    first_row = listing[0].split()  # version, date, time, articles, events, clicks, state
+    assert first_row[3:] == ["40", f"{clicks_logged:,}", first_row[5], "kept"]
+    assert int(first_row[5].replace(",", "")) > 0
     back = newsrec(settings, "rollback")
-    assert back.returncode == 0 and listing[0].strip() in back.stdout
+    assert back.returncode == 0 and first_row[0] in back.stdout
     again = newsrec(settings, "rollback")
     assert again.returncode == 2 and "no published version older" in again.stderr
 

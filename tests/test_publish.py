@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,8 @@ from recommender.config import Settings
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from tests.corpus import make_articles, write_corpus
-from tests.helpers import ServerThread, write_jsonl
+from tests.helpers import ServerThread, eventually, newsrec_env, write_jsonl
+from training import modeldir
 from training import publish as pub
 from training.pipeline import TrainConfig, TrainResult, train
 from training.sources.common import InputError
@@ -78,12 +78,24 @@ def test_bad_input_publishes_nothing(
     assert client.zcard(keys.pending) == 0
 
 
-def test_stale_pending_versions_are_pruned(client: redis.Redis, keys: Keys) -> None:
-    client.zadd(keys.pending, {"19990101T000000000Z-dead00": 1.0})
-    client.set(keys.related("19990101T000000000Z-dead00", "a"), b"[]")
-    removed = pub.prune(client, keys, keep=3)
-    assert removed == ["19990101T000000000Z-dead00"]
-    assert not client.exists(keys.related("19990101T000000000Z-dead00", "a"))
+def test_leftovers_of_a_killed_run_go_at_once(
+    tmp_path: Path, client: redis.Redis, keys: Keys
+) -> None:
+    """With the lock held, a pending version is a killed run's: its keys, its folder and its
+    hidden partial and scratch folders go at once; a published version's keys and folder stay."""
+    dead, kept = "20990101T000000000Z-dead00", "20980101T000000000Z-live00"
+    client.zadd(keys.pending, {dead: time.time()})  # fresh: no waiting for it to go stale
+    client.set(keys.related(dead, "a"), b"[]")
+    client.zadd(keys.versions, {kept: time.time()})
+    client.set(keys.related(kept, "a"), b"[]")
+    client.set(keys.pointer, kept)
+    folders = [tmp_path / dead, tmp_path / f".partial-{dead}", tmp_path / f".scratch-{dead}-x1"]
+    for folder in [*folders, tmp_path / kept]:
+        folder.mkdir()
+    assert pub.remove_leftovers(client, keys, tmp_path) == [dead]
+    assert not client.exists(keys.related(dead, "a")) and client.zcard(keys.pending) == 0
+    assert not any(f.exists() for f in folders)
+    assert client.exists(keys.related(kept, "a")) and (tmp_path / kept).is_dir()
 
 
 @pytest.mark.slow
@@ -125,48 +137,44 @@ def test_reader_polling_during_publish_sees_one_whole_version(
 def test_training_killed_mid_publish_leaves_old_version_live(
     tmp_path: Path, settings: Settings, client: redis.Redis, keys: Keys, server: ServerThread
 ) -> None:
+    """A run killed mid-publish leaves the old version serving; the next run deletes its
+    pending keys and its unpublished folder at once, and never the folder of a version Redis
+    still keeps for rollback (the killed run's folder once pushed one out of the keep-3)."""
     small, _ = write_corpus(tmp_path)
-    old = run_train(small, settings, client).version
-    big = write_jsonl(tmp_path / "big.jsonl", make_articles(per_topic=500))
-    env = {
-        **os.environ,
-        "NEWSREC_REDIS_URL": settings.redis_url,
-        "NEWSREC_NAMESPACE": settings.namespace,
-        "NEWSREC_PUBLISH_BATCH": "1",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "newsrec.cli",
-            "train",
-            "--articles",
-            str(big),
-            "--quiet",
-            "--model-dir",
-            str(tmp_path / "models2"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    while client.zcard(keys.pending) == 0:
+    kept = [run_train(small, settings, client).version for _ in range(3)]
+    old = kept[-1]
+    rows = make_articles(per_topic=500)
+    big = write_jsonl(tmp_path / "big.jsonl", rows)
+    env = newsrec_env(settings, NEWSREC_PUBLISH_BATCH="1", NEWSREC_LOCK_LEASE_SECONDS="2")
+    command = [sys.executable, "-m", "newsrec.cli", "train", "--articles", str(big), "--quiet"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def publishing() -> bool:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    time.sleep(0.05)
+        pending = pub.pending_versions(client, keys)
+        return bool(pending) and bool(client.exists(keys.related(pending[0], str(rows[0]["id"]))))
+
+    assert eventually(publishing, seconds=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     (pending,) = pub.pending_versions(client, keys)
     assert list(client.scan_iter(match=keys.version_prefix(pending) + "*", count=1000))
+    assert (settings.model_dir / pending / "manifest.json").is_file()  # written, never published
     assert pub.live_version(client, keys) == old
     reply = server.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-01"))
     assert reply.model_version == old and reply.items
-    # the next run succeeds and, once the killed run's leftovers are stale, prunes them
-    assert run_train(small, settings, client).version != old
-    assert pending in pub.prune(client, keys, keep=3, now=time.time() + pub.STALE_PENDING_SECONDS)
+    assert client.pttl(keys.lock) <= 2000  # the killed run's lock expires with its lease
+    # the next run (waiting out that lease) deletes the killed run's leftovers at once, and
+    # keeps what Redis publishes
+    result = run_train(small, settings, client, wait_for_lock=30.0)
+    assert result.leftovers == [pending]
     assert not list(client.scan_iter(match=keys.version_prefix(pending) + "*", count=1000))
+    assert client.zcard(keys.pending) == 0
+    published = pub.published_versions(client, keys)
+    assert published == [kept[1], kept[2], result.version]
+    assert sorted(p.name for p in settings.model_dir.iterdir()) == published  # nothing hidden
+    assert pub.rollback(client, keys, to=kept[1]) == kept[1]  # the rollback target, whole
+    assert (settings.model_dir / kept[1] / "records.tsv").is_file()
 
 
 def test_model_dir_is_never_half_written(
@@ -190,13 +198,14 @@ def test_model_dir_is_never_half_written(
             Path(path).write_bytes(b"PK\x03\x04 half of an archive")
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pub, "np", DiskFillsUp())
+    monkeypatch.setattr(modeldir, "np", DiskFillsUp())
     with pytest.raises(OSError, match="No space left"):
         run_train(articles, settings, client)
     monkeypatch.undo()
     assert [p.name for p in settings.model_dir.iterdir()] == [live]  # no half folder, no partial
     assert pub.live_version(client, keys) == live
     assert pub.published_versions(client, keys) == [live]
+    assert client.zcard(keys.pending) == 0  # the failed run cleaned up its own pending entry
     # Every array of a model folder loads without pickle (an object array would need it).
     for name in ("neighbours.npz", "vectors.npz"):
         with np.load(settings.model_dir / live / name, allow_pickle=False) as saved:

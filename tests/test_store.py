@@ -40,6 +40,7 @@ def test_key_names_are_pinned() -> None:
     assert keys.pointer == "news:current"
     assert keys.versions == "news:versions"
     assert keys.pending == "news:pending"
+    assert keys.lock == "news:lock"
     assert keys.meta("V1") == "news:v:V1:meta"
     assert keys.related("V1", "a-1") == "news:v:V1:rel:a-1"
     assert keys.article("V1", "a-1") == "news:v:V1:art:a-1"

@@ -1,5 +1,5 @@
-"""The nightly job's commands: `newsrec train`, `rollback`, `versions`, `export-events`
-(see newsrec/cli.py for the table)."""
+"""The nightly job's commands: `newsrec train` and `export-events` (see newsrec/cli.py for the
+table; `publish`, `rollback` and `versions` are in training/admin.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from recommender.config import add_settings_flags, settings_from_args
 from recommender.connect import sync_client
 from recommender.store.keys import Keys
+from training.lock import add_lock_flag, wait_flag
 from training.sources.common import InputError, parse_time
 
 
@@ -36,10 +37,34 @@ def add_train(parser: argparse.ArgumentParser) -> None:
         help="skip up to N bad input rows instead of stopping (default 0)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress; one summary line")
+    add_lock_flag(parser)
+    add_gate_flags(parser)
+
+
+def add_gate_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that let a run publish although a sanity gate refuses it."""
+    allow = parser.add_argument_group("sanity gates (docs/training.md)")
+    allow.add_argument(
+        "--allow-unmatched-clicks",
+        action="store_true",
+        help="publish although almost none of the click log matches the export",
+    )
+    allow.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="publish although the model is much smaller than the live one",
+    )
+    allow.add_argument(
+        "--allow-empty-related",
+        action="store_true",
+        help="publish although (almost) no article has a related list",
+    )
+    allow.add_argument("--force", action="store_true", help="all three of the above")  # fmt: skip
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, publish, and print the summary."""
+    from training.gates import Gates
     from training.params import train_params
     from training.pipeline import TrainConfig, train
 
@@ -59,6 +84,14 @@ def run_train(args: argparse.Namespace) -> int:
         keep_versions=settings.keep_versions,
         publish_batch=settings.publish_batch,
         progress=not args.quiet and sys.stderr.isatty(),
+        gates=Gates.from_settings(
+            settings,
+            allow_unmatched_clicks=args.allow_unmatched_clicks or args.force,
+            allow_shrink=args.allow_shrink or args.force,
+            allow_empty_related=args.allow_empty_related or args.force,
+        ),
+        lock_lease_seconds=settings.lock_lease_seconds,
+        wait_for_lock=wait_flag(args.wait_for_lock),
     )
 
     def log(message: str) -> None:
@@ -101,6 +134,8 @@ def summary(result: Any) -> str:
     lines.append(f"  peak RSS   {result.peak_rss_mb:,.0f} MB")
     if result.pruned:
         lines.append(f"  pruned     {', '.join(result.pruned)}")
+    if result.leftovers:
+        lines.append(f"  removed    {', '.join(result.leftovers)} (left pending by killed runs)")
     return "\n".join(lines)
 
 
@@ -118,39 +153,6 @@ def trending_summary(meta: Mapping[str, Any]) -> str:
             f" {p.get('trending.fit.steps')} replay steps)"
         )
     return line + f" (not fitted: {p.get('trending.fit.note')})"
-
-
-def add_rollback(parser: argparse.ArgumentParser) -> None:
-    """Flags of `newsrec rollback`."""
-    add_settings_flags(parser)
-    parser.add_argument("--to", help="version to restore (default: the one before the live one)")
-
-
-def run_rollback(args: argparse.Namespace) -> int:
-    """Point readers at an earlier published version."""
-    from training import publish
-
-    settings = settings_from_args(args)
-    version = publish.rollback(sync_client(settings), Keys(settings.namespace), args.to)
-    print(f"live version is now {version}")
-    return 0
-
-
-def add_versions(parser: argparse.ArgumentParser) -> None:
-    """Flags of `newsrec versions`."""
-    add_settings_flags(parser)
-
-
-def run_versions(args: argparse.Namespace) -> int:
-    """List the published versions, the live one marked."""
-    from training import publish
-
-    settings = settings_from_args(args)
-    client, keys = sync_client(settings), Keys(settings.namespace)
-    live = publish.live_version(client, keys)
-    for version in publish.published_versions(client, keys):
-        print(("* " if version == live else "  ") + version)
-    return 0
 
 
 def add_export_events(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,6 @@ Any failure before the pointer flip leaves the live version serving."""
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from collections import Counter
@@ -21,8 +20,25 @@ from recommender.store.codec import PopularList
 from recommender.store.keys import Keys
 from recommender.store.vectors import chunk_count, write_vectors
 from training import publish as pub
+from training.gates import (
+    ClickMatch,
+    Gates,
+    check_clicks,
+    check_related,
+    check_shrink,
+    enforce,
+    lists_with_related,
+)
 from training.live_state import LiveState, clear_folded, merge_articles, read_live_state
+from training.lock import RunLock
 from training.memory import peak_rss_mb
+from training.modeldir import (
+    BuiltModel,
+    file_sha256,
+    prune_model_dirs,
+    remove_version_files,
+    write_model_dir,
+)
 from training.related.lists import CandidateLists
 from training.related.model import RelatedModel, build_related, text_model_json
 from training.related.params import RelatedParams
@@ -54,6 +70,10 @@ class TrainConfig:
     keep_versions: int = 3
     publish_batch: int = 1000
     progress: bool = True
+    gates: Gates = field(default_factory=Gates)
+    lock_lease_seconds: float = 120.0
+    wait_for_lock: float | None = None
+    """None: stop at once when another run holds the lock; seconds (math.inf: no limit)."""
 
 
 @dataclass
@@ -68,6 +88,8 @@ class TrainResult:
     stage_seconds: dict[str, float]
     peak_rss_mb: float
     pruned: list[str]
+    leftovers: list[str] = field(default_factory=list)
+    """Pending versions of killed runs deleted (keys and folders) at the start."""
 
 
 @dataclass
@@ -117,23 +139,41 @@ class StageTimer:
         self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def file_sha256(path: Path) -> str:
-    """Checksum of an input, recorded in the manifest."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def train(
     config: TrainConfig, client: redis.Redis, keys: Keys, log: Callable[[str], None] = print
 ) -> TrainResult:
-    """Run every stage and publish; raises (leaving the live version alone) on any failure."""
+    """Under the namespace's lock: delete a killed run's leftovers, run every stage, check the
+    gates and publish; raises (leaving the live version alone, and nothing pending) on any
+    failure or refusal."""
     config.model_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(client, keys, "train", config.lock_lease_seconds, config.wait_for_lock) as lock:
+        leftovers = pub.remove_leftovers(client, keys, config.model_dir)
+        version = pub.new_version()
+        pub.mark_pending(client, keys, version)
+        try:
+            result = _run(config, client, keys, log, version, lock)
+        except BaseException:
+            if client.zscore(keys.pending, version) is not None:  # never made live
+                pub.delete_version(client, keys, version)
+                remove_version_files(config.model_dir, version)
+            raise
+    result.leftovers = leftovers
+    return result
+
+
+def _run(
+    config: TrainConfig,
+    client: redis.Redis,
+    keys: Keys,
+    log: Callable[[str], None],
+    version: str,
+    lock: RunLock,
+) -> TrainResult:
+    """The stages of one run, from reading the inputs to pruning old versions."""
     # Scratch files beside the model folders (a hidden name, so pruning skips it): moving them
     # into the new model folder is a rename, not a copy of gigabytes.
-    with tempfile.TemporaryDirectory(prefix=".scratch-", dir=config.model_dir) as scratch:
+    scratch_dir = tempfile.TemporaryDirectory(prefix=f".scratch-{version}-", dir=config.model_dir)
+    with scratch_dir as scratch:
         timer = StageTimer(log)
         with timer.stage("read articles"):
             corpus = read_corpus(config, client, keys)
@@ -146,20 +186,44 @@ def train(
             related = fit_related_lists(config, corpus, Path(scratch))
         with timer.stage("fit trending"):
             trending = fit_trending(config, corpus.articles, events)
+        with timer.stage("check sanity gates"):
+            check_gates(config.gates, client, keys, events, related)
         with timer.stage("assemble manifest"):
-            model = assemble(config, corpus, events, related, trending)
+            model = assemble(config, corpus, events, related, trending, version, keys)
         with timer.stage("write model folder"):
-            model.meta["timing_seconds"] = timer.seconds
+            model.meta["timing_seconds"] = dict(timer.seconds)
             model.meta["peak_rss_mb"] = round(peak_rss_mb(), 1)
-            model_path = pub.write_model_dir(model, config.model_dir)
+            model_path = write_model_dir(model, config.model_dir)
         with timer.stage("publish to Redis"):
-            pub.publish(client, keys, model, config.publish_batch, config.progress)
+            options = pub.PublishOptions(config.publish_batch, config.progress, lock)
+            pub.publish_folder(client, keys, model_path, model.meta, options)
             clear_folded(client, keys, corpus.live)
         with timer.stage("prune old versions"):
             pruned = pub.prune(client, keys, config.keep_versions)
-            pub.prune_model_dirs(config.model_dir, config.keep_versions)
-    return TrainResult(model.version, model_path, model.meta, corpus.export, events,
+            kept = pub.kept_versions(client, keys)
+            prune_model_dirs(config.model_dir, config.keep_versions, kept, keys.namespace)
+    return TrainResult(version, model_path, model.meta, corpus.export, events,
                        timer.seconds, peak_rss_mb(), pruned)  # fmt: skip
+
+
+def check_gates(
+    gates: Gates, client: redis.Redis, keys: Keys, events: EventLog | None, related: RelatedOutput
+) -> None:
+    """Refuse (GateRefused) a model a bad input would break, before anything is written."""
+    articles = len(related.lists)
+    refusals = []
+    if events is not None:
+        matched_ids = len(set(events.article_ids))
+        match = ClickMatch(len(events) + events.unknown_ids, len(events),
+                           matched_ids + events.unknown_distinct_ids, matched_ids)  # fmt: skip
+        refusals.append(check_clicks(match, gates))
+    live = pub.live_version(client, keys)
+    live_meta = pub.version_meta(client, keys, [live])[0] if live else {}
+    live_articles = int(live_meta["articles"]) if "articles" in live_meta else None
+    refusals.append(check_shrink(articles, live_articles, gates))
+    with_lists = lists_with_related(related.lists.lists.scores)
+    refusals.append(check_related(with_lists, articles, gates))
+    enforce(refusals)
 
 
 def read_corpus(config: TrainConfig, client: redis.Redis, keys: Keys) -> Corpus:
@@ -206,18 +270,21 @@ def assemble(
     events: EventLog | None,
     related: RelatedOutput,
     trending: TrendingOutput,
-) -> pub.BuiltModel:
+    version: str,
+    keys: Keys,
+) -> BuiltModel:
     """The new version: its manifest (parameters, inputs, counts) and everything it publishes."""
-    version = pub.new_version()
     sections = Counter(s.lower() for a in corpus.articles for s in a.sections)
     meta: dict[str, Any] = {
         "version": version,
+        "namespace": keys.namespace,
         "trained_at": time.time(),
         "articles": len(corpus.articles),
         "live_upserts_folded": corpus.folded,
         "taken_down_dropped": corpus.dropped,
         "vector_chunks": chunk_count(related.vectors_path.stat().st_size),
         "clicks": int(events.clicks) if events is not None else 0,
+        "events": len(events) if events is not None else 0,
         "vocabulary": len(related.model.vectorizer.vocabulary_),
         "duplicate_pairs": len(related.model.arrays["duplicate_pairs"]),
         "sections": sorted(sections),
@@ -232,7 +299,7 @@ def assemble(
     if events is not None and config.clicks is not None:
         clicks = _input_meta(config.clicks, events, len(events))
         meta["inputs"]["clicks"] = {**clicks, "unknown_article_ids": events.unknown_ids}
-    return pub.BuiltModel(
+    return BuiltModel(
         version, corpus.articles, related.lists, trending.popular, meta,
         related.model.arrays, related.text_model, related.vectors_path,
     )  # fmt: skip

@@ -1,34 +1,39 @@
-"""Versioned model output: write model/<version>/ atomically, publish its keys to Redis, flip the
-live pointer last, keep the newest versions for rollback and delete older ones."""
+"""Versions in Redis: publish a model folder's keys and flip the live pointer last (under the
+training lock), roll back, list, delete a killed run's leftovers at once, and keep the newest
+versions for rollback. Imports no training stack: `newsrec publish` runs on a serving image."""
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import redis
 from tqdm import tqdm
 
-from recommender.domain import Article
 from recommender.store import codec
-from recommender.store.codec import Candidate, PopularList, text
+from recommender.store.codec import text
 from recommender.store.keys import Keys
 from recommender.store.vectors import read_chunks
-from training.related.lists import CandidateLists
+from training.lock import RunLock, flip_pointer
+from training.modeldir import RECORDS, remove_version_files
 
 PIPELINE_BYTES = 64 << 20
 """A publish round trip (one MSET) carries at most about this many bytes of values."""
-STALE_PENDING_SECONDS = 6 * 3600.0
-"""A version still pending after this long was left by a killed run and may be deleted."""
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """How to write a version: keys per MSET, a progress bar, the lock the flip must hold."""
+
+    batch_size: int = 1000
+    progress: bool = False
+    lock: RunLock | None = None
 
 
 def new_version(now: float | None = None) -> str:
@@ -41,114 +46,52 @@ def new_version(now: float | None = None) -> str:
     )
 
 
-@dataclass
-class BuiltModel:
-    """Everything a training run produced, ready to write and publish."""
-
-    version: str
-    articles: list[Article]
-    related: Sequence[list[Candidate]]
-    popular: dict[str, PopularList]
-    meta: dict[str, Any]
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    text_model: bytes = b""
-    """The fitted TF-IDF vocabulary and idf as JSON (recommender.textmodel.TextModel)."""
-    vectors_path: Path | None = None
-    """The .npz of TF-IDF rows, ids, K-th related scores and the LSA part
-    (store.vectors.write_vectors): what live upserts score against on any replica, and the
-    model's vectors on disk. Moved into the model folder as vectors.npz, and published to Redis
-    from there in chunks."""
-
-
-def write_model_dir(model: BuiltModel, model_dir: Path) -> Path:
-    """Write model_dir/<version>/ through a hidden temporary folder and one rename, so a folder
-    with a version name is always complete; a failure removes the temporary folder."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    final = model_dir / model.version
-    partial = model_dir / f".partial-{model.version}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
-        _write_files(model, partial)
-        os.rename(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if model.vectors_path is not None:
-        model.vectors_path = final / "vectors.npz"
-    return final
-
-
-def _write_files(model: BuiltModel, folder: Path) -> None:
-    """Every file of a model folder."""
-    (folder / "vectorizer.json").write_bytes(model.text_model)
-    if model.vectors_path is not None:
-        shutil.move(str(model.vectors_path), folder / "vectors.npz")
-    # Uncompressed: at a million articles zlib costs tens of seconds for a few hundred MB saved.
-    np.savez(folder / "neighbours.npz", **model.arrays)  # type: ignore[arg-type]
-    popular = {
-        section: {"as_of": p.as_of, "items": p.items} for section, p in model.popular.items()
-    }
-    (folder / "popular.json").write_text(json.dumps(popular))
-    (folder / "manifest.json").write_text(json.dumps(model.meta, indent=2, sort_keys=True))
-
-
-def prune_model_dirs(model_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` version folders (names sort by time)."""
-    versions = sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    removed = versions[:-keep] if keep > 0 else versions
-    for path in removed:
-        shutil.rmtree(path)
-    return removed
-
-
-def _records(model: BuiltModel, keys: Keys) -> Iterator[tuple[str, bytes]]:
-    """Every versioned key of the model with its encoded value."""
-    version = model.version
-    related = (
-        model.related.encoded()
-        if isinstance(model.related, CandidateLists)
-        else map(codec.encode_related, model.related)
-    )
-    for article, value in zip(model.articles, related, strict=True):
-        yield keys.article(version, article.id), codec.encode_article(article)
-        yield keys.related(version, article.id), value
-    for section, popular in model.popular.items():
-        yield keys.popular(version, section), codec.encode_popular(popular)
-    if model.text_model:
-        yield keys.vectorizer(version), model.text_model
-    if model.vectors_path is not None:
-        for n, chunk in enumerate(read_chunks(model.vectors_path)):
+def folder_records(folder: Path, keys: Keys, version: str) -> Iterator[tuple[str, bytes]]:
+    """Every versioned key of a model folder with its value, as first published."""
+    builders = {b"art": keys.article, b"rel": keys.related, b"pop": keys.popular}
+    with (folder / RECORDS).open("rb") as handle:
+        for line in handle:
+            kind, name, value = line.rstrip(b"\n").split(b"\t", 2)
+            yield builders[kind](version, json.loads(name)), value
+    vectorizer = (folder / "vectorizer.json").read_bytes()
+    if vectorizer:
+        yield keys.vectorizer(version), vectorizer
+    if (folder / "vectors.npz").is_file():
+        for n, chunk in enumerate(read_chunks(folder / "vectors.npz")):
             yield keys.vectors_chunk(version, n), chunk
 
 
-def publish(
+def mark_pending(client: redis.Redis, keys: Keys, version: str) -> None:
+    """Record a version as being trained or written (under the lock: its leftovers if killed)."""
+    client.zadd(keys.pending, {version: time.time()})
+
+
+def publish_folder(
     client: redis.Redis,
     keys: Keys,
-    model: BuiltModel,
-    batch_size: int = 1000,
-    progress: bool = False,
-) -> None:
-    """Write the version's keys, then make it live with one SET of the pointer.
+    folder: Path,
+    meta: dict[str, Any],
+    options: PublishOptions = PublishOptions(),
+) -> str:
+    """Write a model folder's keys, then make it live with one SET of the pointer.
 
     Until that SET, readers keep resolving the old version; a run killed before it leaves the
-    old version live and its partial keys marked pending, to be deleted by a later prune.
+    old version live and its partial keys marked pending, for the next run to delete.
     """
-    version = model.version
+    version = str(meta["version"])
     if client.exists(keys.meta(version)):
         raise ValueError(f"version {version} is already published")
-    client.zadd(keys.pending, {version: time.time()})
-    chunks = model.meta.get("vector_chunks", 0)
-    total = 2 * len(model.articles) + len(model.popular) + 1 + chunks
-    bar = tqdm(total=total, desc="publish", unit="key", disable=not progress)
+    mark_pending(client, keys, version)
+    total = int(meta.get("records", 0)) + 1 + int(meta.get("vector_chunks", 0))
+    bar = tqdm(total=total, desc="publish", unit="key", disable=not options.progress)
     # One MSET per batch: a quarter of the client time of as many pipelined SETs.
     batch: dict[str, bytes] = {}
     batch_bytes = 0
-    for key, value in _records(model, keys):
+    for key, value in folder_records(folder, keys, version):
         batch[key] = value
         batch_bytes += len(value)
         # Bounded by bytes too: a batch of 32 MB corpus chunks would hold GBs in the client.
-        if len(batch) == batch_size or batch_bytes >= PIPELINE_BYTES:
+        if len(batch) == options.batch_size or batch_bytes >= PIPELINE_BYTES:
             client.mset(batch)
             bar.update(len(batch))
             batch, batch_bytes = {}, 0
@@ -156,10 +99,9 @@ def publish(
         client.mset(batch)
     bar.update(max(0, total - bar.n))
     bar.close()
-    client.set(keys.meta(version), codec.encode_meta(model.meta))
-    client.zadd(keys.versions, {version: time.time()})
-    client.zrem(keys.pending, version)
-    client.set(keys.pointer, version)  # the flip: from here on readers see the new version
+    client.set(keys.meta(version), codec.encode_meta(meta))
+    flip_pointer(client, keys, version, options.lock, new=True)  # now readers see it
+    return version
 
 
 def live_version(client: redis.Redis, keys: Keys) -> str | None:
@@ -178,7 +120,9 @@ def pending_versions(client: redis.Redis, keys: Keys) -> list[str]:
     return [text(v) for v in client.zrange(keys.pending, 0, -1)]
 
 
-def rollback(client: redis.Redis, keys: Keys, to: str | None = None) -> str:
+def rollback(
+    client: redis.Redis, keys: Keys, to: str | None = None, lock: RunLock | None = None
+) -> str:
     """Point readers at `to`, or at the version published before the live one."""
     versions = published_versions(client, keys)
     live = live_version(client, keys)
@@ -192,7 +136,7 @@ def rollback(client: redis.Redis, keys: Keys, to: str | None = None) -> str:
         to = older[-1]
     elif to not in versions:
         raise ValueError(f"version {to!r} is not published; kept versions: {versions or 'none'}")
-    client.set(keys.pointer, to)
+    flip_pointer(client, keys, to, lock)
     return to
 
 
@@ -212,15 +156,37 @@ def delete_version(client: redis.Redis, keys: Keys, version: str, batch: int = 1
     return removed
 
 
-def prune(client: redis.Redis, keys: Keys, keep: int, now: float | None = None) -> list[str]:
-    """Keep the newest `keep` published versions (always the live one); delete the rest, and
-    pending versions abandoned by killed runs."""
-    now = time.time() if now is None else now
+def prune(client: redis.Redis, keys: Keys, keep: int) -> list[str]:
+    """Keep the newest `keep` published versions (always the live one); delete the rest."""
     live = live_version(client, keys)
     versions = published_versions(client, keys)
     doomed = [v for v in versions[: max(0, len(versions) - keep)] if v != live]
-    stale = client.zrangebyscore(keys.pending, "-inf", now - STALE_PENDING_SECONDS)
-    doomed += [text(v) for v in stale]
     for version in doomed:
         delete_version(client, keys, version)
     return doomed
+
+
+def remove_leftovers(
+    client: redis.Redis, keys: Keys, model_dir: Path | None, keep_folder: str = ""
+) -> list[str]:
+    """Delete every pending version's keys, and its folders under model_dir (but keep_folder's):
+    with the lock held, no other run is writing one, so each is a killed run's leftover."""
+    kept = kept_versions(client, keys)
+    doomed = [v for v in pending_versions(client, keys) if v not in kept]
+    for version in doomed:
+        delete_version(client, keys, version)
+        if model_dir is not None and version != keep_folder:
+            remove_version_files(model_dir, version)
+    return doomed
+
+
+def kept_versions(client: redis.Redis, keys: Keys) -> set[str]:
+    """Versions Redis still publishes (the kept ones and the live one): their folders stay."""
+    live = live_version(client, keys)
+    return set(published_versions(client, keys)) | ({live} if live else set())
+
+
+def version_meta(client: redis.Redis, keys: Keys, versions: list[str]) -> list[dict[str, Any]]:
+    """Each version's manifest summary as published ({} where none is)."""
+    raws = client.mget([keys.meta(v) for v in versions]) if versions else []
+    return [codec.decode_meta(bytes(raw)) if raw else {} for raw in raws]  # type: ignore[arg-type]

@@ -3,7 +3,11 @@
 Layout under the namespace `ns`:
   ns:current               the live version (the pointer; flipping it publishes a version)
   ns:versions              sorted set: published versions, scored by publish time
-  ns:pending               sorted set: versions being written, scored by start time
+  ns:pending               sorted set: versions being trained or written, scored by start time
+                           (under the lock, any other entry is a killed run's leftover)
+  ns:lock                  string: the training lock (redis-py Lock) of `newsrec train`, `publish`
+                           and `rollback`: a JSON holder (host, pid, command, start), with a lease
+                           (TTL) the holder renews
   ns:v:<ver>:meta          JSON: the version's manifest summary
   ns:v:<ver>:rel:<id>      JSON: [[id, score, [sections]], ...] related candidates, best first
   ns:v:<ver>:art:<id>      JSON: {"title","url","sections","tags","published_at"}
@@ -84,6 +88,7 @@ class Keys:
         self.pointer = f"{namespace}:current"
         self.versions = f"{namespace}:versions"
         self.pending = f"{namespace}:pending"
+        self.lock = f"{namespace}:lock"
         self.epoch = f"{namespace}:rt:epoch"
         self.deleted = f"{namespace}:rt:deleted"
         self.upserted = f"{namespace}:rt:upserted"

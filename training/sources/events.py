@@ -39,6 +39,8 @@ class EventLog:
     unknown_id_examples: list[str]
     path: str
     format: str
+    unknown_distinct_ids: int = 0
+    """Distinct article ids among the events ignored as unknown (for the click-log gate)."""
 
     def __len__(self) -> int:
         return len(self.article_ids)
@@ -151,4 +153,5 @@ def read_events(
         list(dict.fromkeys(unknown))[:SHOWN],
         str(path),
         kind,
+        len(set(unknown)),
     )
