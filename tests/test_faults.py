@@ -18,7 +18,7 @@ from recommender.config import Settings
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from tests.corpus import write_corpus
-from tests.helpers import RedisProcess, ServerThread, eventually
+from tests.helpers import RedisProcess, ServerThread, eventually, newsrec
 from training.export import export_events
 from training.pipeline import TrainConfig, train
 
@@ -172,3 +172,43 @@ def test_events_are_acknowledged_only_once_redis_has_them(
         assert acknowledged[0] <= exported <= acknowledged[0] + 20  # at most the batch in flight
     finally:
         stop.set()
+
+
+@pytest.mark.slow
+def test_redis_restarted_empty_then_newsrec_publish_restores_the_replica(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """Redis without persistence restarts empty under a serving replica: cached answers go on;
+    `newsrec publish --model-dir` republishes the folder on disk; health turns SERVING and
+    answers the replica never cached come back as they were, with no restart of the replica."""
+    own = RedisProcess(tmp_path / "redis", persist=False)
+    replica = None
+    try:
+        live = replace(settings, redis_url=own.url, redis_grace_seconds=1.0,
+                       redis_timeout_seconds=0.5)  # fmt: skip
+        articles, clicks = write_corpus(tmp_path)
+        config = TrainConfig(articles=articles, clicks=clicks, model_dir=settings.model_dir,
+                             progress=False)  # fmt: skip
+        version = train(config, own.client(), Keys(settings.namespace), log=lambda _m: None).version
+        ids = [f"{topic}-0{n}" for topic in ("tech", "sport") for n in range(1, 6)]
+        fresh = ServerThread(live)  # what every article's answer was, from another replica
+        expected = {i: fresh.stub.GetRelated(pb.GetRelatedRequest(article_id=i)) for i in ids}
+        fresh.stop()
+        replica = ServerThread(live)
+        assert eventually(lambda: readiness(replica) == SERVING)
+        cached = replica.stub.GetRelated(pb.GetRelatedRequest(article_id=ids[0]))
+        own.kill()
+        own.start()  # no persistence: an empty Redis
+        assert not own.client().dbsize()
+        assert eventually(lambda: readiness(replica) == NOT_SERVING, seconds=4)
+        assert replica.stub.GetRelated(pb.GetRelatedRequest(article_id=ids[0])) == cached
+        done = newsrec(live, "publish", "--model-dir", str(settings.model_dir))
+        assert done.returncode == 0, done.stderr
+        assert eventually(lambda: readiness(replica) == SERVING, seconds=5)
+        for article_id in ids[1:]:  # never asked of this replica: from Redis, not its cache
+            answer = replica.stub.GetRelated(pb.GetRelatedRequest(article_id=article_id))
+            assert answer.model_version == version and answer == expected[article_id]
+    finally:
+        if replica is not None:
+            replica.stop()
+        own.kill()
