@@ -116,6 +116,7 @@ FOREIGN = ClickMatch(events=196_901, matched_events=0, ids=7_457, matched_ids=0)
 
 def test_click_gate_passes_a_sample_log_and_refuses_a_foreign_one() -> None:
     gates = Gates()
+    assert Gates.from_settings(Settings()) == gates  # the library defaults are the settings'
     assert check_clicks(MIND_SAMPLE, gates) is None
     assert check_clicks(ClickMatch(95, 95, 20, 20), gates) is None  # short log, all matched
     refusal = check_clicks(FOREIGN, gates)

@@ -123,6 +123,12 @@ def summary(result: Any) -> str:
             f"{len(ev.bad_rows)} bad rows skipped, {ev.unknown_ids:,} with unknown "
             "article ids ignored"
         )
+        ids = len(set(ev.article_ids))
+        total, all_ids = len(ev) + ev.unknown_ids, ids + ev.unknown_distinct_ids
+        lines.append(
+            f"             matching the export: {len(ev) / max(total, 1):.1%} of events, "
+            f"{ids / max(all_ids, 1):.1%} of distinct article ids ({ids:,} of {all_ids:,})"
+        )
     lines.append(
         f"  vocabulary {meta['vocabulary']:>9,} terms; {meta['duplicate_pairs']:,} "
         "near-duplicate pairs kept out of lists"

@@ -17,6 +17,7 @@ from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from training.demo.generate import DemoSpec, generate
+from training.gates import Gates
 from training.pipeline import TrainConfig, train
 
 
@@ -90,6 +91,8 @@ def run_demo(settings: Settings, data_dir: Path) -> int:
         model_dir=settings.model_dir,
         keep_versions=settings.keep_versions,
         progress=False,
+        gates=Gates.from_settings(settings),
+        lock_lease_seconds=settings.lock_lease_seconds,
     )
     result = train(config, client, Keys(settings.namespace), log=lambda m: print(f"  {m}"))
     print(
