@@ -99,10 +99,11 @@ def test_the_lease_is_renewed_while_held_and_lapses_when_the_holder_is_killed(
 
 def test_a_run_whose_lease_lapsed_cannot_flip_the_pointer(client: redis.Redis, keys: Keys) -> None:
     client.set(keys.pointer, "old")
-    with RunLock(client, keys, "train") as held:
+    with RunLock(client, keys, "train", lease_seconds=1.0) as held:
         flip_pointer(client, keys, "mine", held)
         assert client.get(keys.pointer) == b"mine"
         client.set(keys.lock, b"another run took it after our lease lapsed")
+        assert eventually(held.lost.is_set)  # the renewal sees it is no longer ours
         with pytest.raises(LockLost, match="lease lapsed"):
             flip_pointer(client, keys, "stale", held)
     assert client.get(keys.pointer) == b"mine"

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 import redis
-from redis.exceptions import LockError, WatchError
+from redis.exceptions import LockError, LockNotOwnedError, WatchError
 from redis.lock import Lock
 
 from recommender.store.keys import Keys
@@ -108,10 +108,11 @@ class RunLock:
         while not self._stop.wait(self.lease / 3):
             try:
                 self.lock.reacquire()
+            except LockNotOwnedError:  # the lease lapsed and the key expired or changed hands
+                self.lost.set()
+                return
             except (LockError, redis.RedisError):
-                if not self.owned():
-                    self.lost.set()
-                    return
+                continue  # Redis briefly unreachable: try again at the next tick
 
     def owned(self) -> bool:
         """Redis still holds this run's token under the lock key."""
