@@ -18,7 +18,7 @@ from recommender.config import Settings
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from tests.corpus import make_articles, write_corpus
-from tests.helpers import ServerThread, eventually, newsrec_env, write_jsonl
+from tests.helpers import ServerThread, eventually, newsrec, newsrec_env, write_jsonl
 from training import modeldir
 from training import publish as pub
 from training.pipeline import TrainConfig, TrainResult, train
@@ -160,6 +160,9 @@ def test_training_killed_mid_publish_leaves_old_version_live(
     (pending,) = pub.pending_versions(client, keys)
     assert list(client.scan_iter(match=keys.version_prefix(pending) + "*", count=1000))
     assert (settings.model_dir / pending / "manifest.json").is_file()  # written, never published
+    listing = newsrec(settings, "versions").stdout.splitlines()
+    assert any(line.split()[0] == pending and "pending" in line for line in listing), listing
+    assert any(line.startswith(f"* {old}") and line.endswith("live") for line in listing)
     assert pub.live_version(client, keys) == old
     reply = server.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-01"))
     assert reply.model_version == old and reply.items
