@@ -34,6 +34,8 @@ class Settings:
     """Where the embedded Redis keeps its data and socket."""
     model_dir: Path = Path(".newsrec/models")
     """Where training writes model/<version>/ folders."""
+    embedding_store: Path = Path(".newsrec/embeddings")
+    """Where training keeps article embeddings between runs (encode each article once)."""
     host: str = "127.0.0.1"
     """Address the gRPC server binds ("0.0.0.0" or "[::]" to serve other hosts)."""
     port: int = 50051

@@ -22,6 +22,11 @@ class NoModelPublished(NewsrecError):
     """Nothing has been published to this Redis namespace yet."""
 
 
+class CannotScoreUpserts(NewsrecError):
+    """This replica lacks what the live model needs to place new articles (the embedding model
+    or its runtime): an operator must install it, or route writes to a replica that has it."""
+
+
 class StoreUnavailable(NewsrecError):
     """Redis cannot be reached (or is a read-only replica, or still loading) and no cached answer
     exists: the caller may retry, here or on another replica."""
@@ -43,6 +48,7 @@ STATUS_CODES: dict[type[NewsrecError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     ArticleNotFound: grpc.StatusCode.NOT_FOUND,
     NoModelPublished: grpc.StatusCode.FAILED_PRECONDITION,
+    CannotScoreUpserts: grpc.StatusCode.FAILED_PRECONDITION,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,

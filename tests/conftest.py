@@ -3,6 +3,7 @@ namespace per test, and a real gRPC server on an ephemeral port."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,6 +16,17 @@ from recommender.config import Settings, load_settings
 from recommender.embedded import ensure_embedded, stop_embedded
 from recommender.store.keys import Keys
 from tests.helpers import ServerThread
+from training.related.embeddings import STORE_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedding_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One embedding store for the whole session (its subprocesses inherit it): each corpus
+    is encoded once, as a site's nightly runs would."""
+    store = Path(os.environ.get(STORE_ENV) or tmp_path_factory.mktemp("embeddings"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(STORE_ENV, str(store))
+        yield store
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from training.pipeline import TrainConfig, train
 ROOT = Path(__file__).resolve().parents[1]
 NOT_THE_JOB = ("training.workbench", "training.bench", "training.demo")
 TRAINING_STACK = ("sklearn", "numba", "llvmlite", "matplotlib")
+ENCODER_STACK = ("torch", "tokenizers")
 
 
 def imports(path: Path) -> set[str]:
@@ -74,16 +75,18 @@ def test_modules_and_functions_stay_small() -> None:
 def mapped(pid: int) -> set[str]:
     """Which heavy libraries have files mapped into a process."""
     maps = Path(f"/proc/{pid}/maps").read_text()
-    return {name for name in (*TRAINING_STACK, "scipy") if f"/{name}/" in maps}
+    return {name for name in (*TRAINING_STACK, *ENCODER_STACK, "scipy") if f"/{name}/" in maps}
 
 
 @pytest.mark.slow
 def test_newsrec_serve_loads_no_training_stack(
     tmp_path: Path, settings: Settings, client: redis.Redis
 ) -> None:
-    """A replica serving every read and event RPC loads neither scikit-learn, numba, scipy nor
-    matplotlib, nor any module of training/; its first upsert loads scipy, and still no
-    scikit-learn (the text model is JSON read by recommender/textmodel.py)."""
+    """A replica serving every read and event RPC loads neither scikit-learn, numba, scipy,
+    matplotlib nor the embedding model (torch), nor any module of training/; its first upsert
+    loads scipy and the embedding model, and still no scikit-learn (the text model is JSON read
+    by recommender/textmodel.py; the encoder runs through transformers, not
+    sentence-transformers, which imports scikit-learn)."""
     articles, clicks = write_corpus(tmp_path)
     config = TrainConfig(articles=articles, clicks=clicks, model_dir=settings.model_dir,
                          progress=False)  # fmt: skip
@@ -105,7 +108,7 @@ def test_newsrec_serve_loads_no_training_stack(
             assert mapped(server.pid) == set()
             article = pb.ArticleInput(article_id="tech-new", title="A new chip and battery")
             stub.UpsertArticles(pb.UpsertArticlesRequest(articles=[article]))
-            assert mapped(server.pid) == {"scipy"}
+            assert mapped(server.pid) == {"scipy", *ENCODER_STACK}
     finally:
         server.terminate()
         _, log = server.communicate(timeout=30)

@@ -92,6 +92,7 @@ def run_train(args: argparse.Namespace) -> int:
         ),
         lock_lease_seconds=settings.lock_lease_seconds,
         wait_for_lock=wait_flag(args.wait_for_lock),
+        embedding_store=settings.embedding_store,
     )
 
     def log(message: str) -> None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import redis
+from numpy.typing import NDArray
 
 from recommender.domain import Article
 from recommender.store.codec import PopularList
@@ -39,6 +41,7 @@ from training.modeldir import (
     remove_version_files,
     write_model_dir,
 )
+from training.related.embeddings import EncodeStats, default_store, embed_articles
 from training.related.lists import CandidateLists
 from training.related.model import RelatedModel, build_related, text_model_json
 from training.related.params import RelatedParams
@@ -74,6 +77,8 @@ class TrainConfig:
     lock_lease_seconds: float = 120.0
     wait_for_lock: float | None = None
     """None: stop at once when another run holds the lock; seconds (math.inf: no limit)."""
+    embedding_store: Path | None = field(default_factory=default_store)
+    """Where article embeddings are kept between runs (None: encode every article)."""
 
 
 @dataclass
@@ -111,6 +116,15 @@ class RelatedOutput:
     lists: CandidateLists
     text_model: bytes
     vectors_path: Path
+    embedded: Embedded | None = None
+
+
+@dataclass
+class Embedded:
+    """The encode stage's vectors and what it reused."""
+
+    rows: NDArray[np.float32]
+    stats: EncodeStats
 
 
 @dataclass
@@ -182,8 +196,10 @@ def _run(
             with timer.stage("read clicks"):
                 known = {a.id for a in corpus.articles}
                 events = read_events(config.clicks, config.format, known, config.max_bad_rows)
+        with timer.stage("encode articles"):
+            embeddings = encode_articles(config, corpus, log)
         with timer.stage("fit TF-IDF and related lists"):
-            related = fit_related_lists(config, corpus, Path(scratch))
+            related = fit_related_lists(config, corpus, Path(scratch), embeddings)
         with timer.stage("fit trending"):
             trending = fit_trending(config, corpus.articles, events)
         with timer.stage("check sanity gates"):
@@ -237,16 +253,30 @@ def read_corpus(config: TrainConfig, client: redis.Redis, keys: Keys) -> Corpus:
     return Corpus(export, live, articles, folded, dropped)
 
 
-def fit_related_lists(config: TrainConfig, corpus: Corpus, scratch: Path) -> RelatedOutput:
-    """TF-IDF (+ LSA) related lists, and the vectors live upserts score against, on disk."""
+def encode_articles(
+    config: TrainConfig, corpus: Corpus, log: Callable[[str], None]
+) -> Embedded | None:
+    """Every article's sentence embedding, reusing the store's (None when the blend is off)."""
+    if config.related.embedding_weight == 0:
+        return None
+    return Embedded(*embed_articles(corpus.articles, config.related.embedding_model,
+                                    config.embedding_store, config.progress, log))  # fmt: skip
+
+
+def fit_related_lists(
+    config: TrainConfig, corpus: Corpus, scratch: Path, embedded: Embedded | None = None
+) -> RelatedOutput:
+    """TF-IDF (+ LSA + embedding) related lists, and the vectors live upserts score against,
+    on disk."""
+    rows = None if embedded is None else embedded.rows
     model, lists = build_related(corpus.articles, config.related, config.progress,
-                                 release_text=True)  # fmt: skip
+                                 release_text=True, embeddings=rows)  # fmt: skip
     vectors_path = scratch / "vectors.npz"  # streamed to Redis from disk: GBs at 1M articles
     with vectors_path.open("wb") as out:
         write_vectors(out, [a.id for a in corpus.articles], model.matrix,
                       lists.kth_scores(config.related.top_k), model.serving_arrays())  # fmt: skip
     text_model = text_model_json(model.vectorizer, config.related.title_weight)
-    return RelatedOutput(model, lists, text_model, vectors_path)
+    return RelatedOutput(model, lists, text_model, vectors_path, embedded)
 
 
 def fit_trending(
@@ -296,6 +326,14 @@ def assemble(
         },
         "inputs": {"articles": _input_meta(config.articles, corpus.export, len(corpus.articles))},
     }
+    if related.embedded is not None:
+        stats = related.embedded.stats
+        meta["embeddings"] = {
+            "model": config.related.embedding_model,
+            "reused": stats.reused,
+            "encoded": stats.encoded,
+            "seconds": round(stats.seconds, 2),
+        }
     if events is not None and config.clicks is not None:
         clicks = _input_meta(config.clicks, events, len(events))
         meta["inputs"]["clicks"] = {**clicks, "unknown_article_ids": events.unknown_ids}

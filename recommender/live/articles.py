@@ -7,6 +7,7 @@ numpy and scipy, never scikit-learn), so a replica that only reads never holds t
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,13 +16,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recommender.domain import Article
-from recommender.errors import ArticleNotFound, NoModelPublished
+from recommender.encoder import EncoderUnavailable
+from recommender.errors import ArticleNotFound, CannotScoreUpserts, NoModelPublished
 from recommender.live.config import VersionConfig
 from recommender.reader import Reader
 from recommender.store import codec
 from recommender.store.codec import Candidate
 from recommender.store.keys import LIVE_KEY_TTL
 from recommender.v1 import recommender_pb2 as pb
+
+log = logging.getLogger("newsrec.live")
 
 if TYPE_CHECKING:  # the vectors pull in scipy's sparse matrices: loaded on the first upsert only
     from recommender.live.vectors import LiveVector, VectorIndex
@@ -95,9 +99,13 @@ class ArticleWriter:
         if text_model is None or not blob or any(c is None for c in blob):
             raise NoModelPublished(f"version {version} was published without article vectors")
         ids, matrix, kth, extras = await asyncio.to_thread(decode_vectors, blob)
-        return await asyncio.to_thread(
-            VectorIndex.build, version, text_model, ids, matrix, kth, extras
-        )
+        try:
+            return await asyncio.to_thread(
+                VectorIndex.build, version, text_model, ids, matrix, kth, extras
+            )
+        except EncoderUnavailable as exc:
+            log.error("cannot score upserts for version %s: %s", version, exc)
+            raise CannotScoreUpserts(f"this replica cannot place new articles: {exc}") from exc
 
     async def _sync_live_rows(self, index: VectorIndex) -> None:
         """Bring live rows in line with the upserted set another replica may have changed."""
@@ -117,9 +125,9 @@ class ArticleWriter:
         vectors, docs = raws[: len(missing)], raws[len(missing) :]
         for aid, vec, doc in zip(missing, vectors, docs, strict=True):
             if vec is not None:
-                index.set_live(aid, _live_vector(vec, index.width))
+                index.set_live(aid, _live_vector(vec, index))
             elif doc is not None:  # upserted under an older version: re-vectorise its text
-                vector = index.vectorize(codec.decode_document(aid, doc))
+                vector = await asyncio.to_thread(index.vectorize, codec.decode_document(aid, doc))
                 index.score(vector, aid)  # fills in its LSA row
                 index.set_live(aid, vector)
 
@@ -139,7 +147,7 @@ class ArticleWriter:
     async def _upsert_one(
         self, version: str, index: VectorIndex, cfg: VersionConfig, article: Article
     ) -> pb.UpsertResult:
-        vector = index.vectorize(article)
+        vector = await asyncio.to_thread(index.vectorize, article)  # encoding: tens of ms
         created = article.id not in index.positions and article.id not in index.live
         ids, scores, text_scores = index.score(vector, article.id)
         placed = place(scores, text_scores, index.kth, ids, self.reader.deleted, cfg)
@@ -222,13 +230,11 @@ class ArticleWriter:
         return True
 
 
-def _live_vector(raw: bytes, width: int) -> LiveVector:
-    """A stored live vector: TF-IDF row, then its raw and final LSA rows (when it has them)."""
+def _live_vector(raw: bytes, index: VectorIndex) -> LiveVector:
+    """A stored live vector: TF-IDF row, then its LSA rows and embedding (where the version
+    has them)."""
     from recommender.live.vectors import LiveVector
     from recommender.store.vectors import decode_vector
 
-    row, dense = decode_vector(raw, width)
-    if dense is None:
-        return LiveVector(row)
-    half = len(dense) // 2
-    return LiveVector(row, dense[:half], dense[half:])
+    row, dense = decode_vector(raw, index.width)
+    return LiveVector.split(row, dense, *index.dims)

@@ -1,11 +1,13 @@
 """The article vectors a server needs to place upserted articles: loaded from Redis on first use.
 
-Similarity is the training job's blend (recommender/similarity.py): (1 - w) x TF-IDF cosine +
-w x LSA cosine, the LSA part of an article carrying pseudo-relevance feedback from its nearest
-TF-IDF neighbours. A replica holds the version's TF-IDF rows transposed (terms x articles), so
-scoring one new article walks only the postings of its own terms (about 8 bytes per non-zero:
-~0.2 GB at 100k articles, ~2 GB at 1M), plus each article's raw and final LSA rows (2 x 100
-float32: 80 MB at 100k, 0.8 GB at 1M). Articles upserted since are kept beside them.
+Similarity is the training job's blend (recommender/similarity.py) of the TF-IDF, LSA and
+sentence-embedding cosines, the LSA part of an article carrying pseudo-relevance feedback from
+its nearest TF-IDF neighbours; the embedding model is loaded with the index, so only a process
+that scores upserts ever loads it. A replica holds the version's TF-IDF rows transposed (terms
+x articles), so scoring one new article walks only the postings of its own terms (about 8 bytes
+per non-zero: ~0.2 GB at 100k articles, ~2 GB at 1M), plus each article's raw and final LSA
+rows (2 x 100 float32: 80 MB at 100k, 0.8 GB at 1M) and embeddings (384 float32: 150 MB at
+100k). Articles upserted since are kept beside them.
 """
 
 from __future__ import annotations
@@ -18,23 +20,62 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from recommender.domain import Article
-from recommender.similarity import lsa_from_raw, lsa_raw
+from recommender.encoder import Encoder, article_text, load_encoder
+from recommender.similarity import Shares, expand_rows, lsa_raw
 from recommender.textmodel import TextModel
 
 
 @dataclass
 class LiveVector:
-    """An upserted article's vector: TF-IDF row, raw LSA projection and final LSA row."""
+    """An upserted article's vector: TF-IDF row, raw LSA projection and final LSA row, raw
+    embedding (the encoder's) and final embedding (with feedback)."""
 
     tfidf: sp.csr_matrix
     raw: NDArray[np.float32] | None = None
     lsa: NDArray[np.float32] | None = None
+    embedding_raw: NDArray[np.float32] | None = None
+    embedding: NDArray[np.float32] | None = None
 
     def dense(self) -> NDArray[np.float32] | None:
-        """The LSA parts as one array, for storage."""
-        if self.raw is None or self.lsa is None:
+        """The dense parts as one array, for storage (LiveVector.split reads it back)."""
+        parts = (self.raw, self.lsa, self.embedding_raw, self.embedding)
+        present = [p for p in parts if p is not None]
+        return np.concatenate(present).astype(np.float32) if present else None
+
+    @classmethod
+    def split(
+        cls, row: sp.csr_matrix, dense: NDArray[np.float32] | None, lsa_dims: int, emb_dims: int
+    ) -> LiveVector:
+        """Inverse of dense(): the raw and final LSA rows, then the raw and final embedding."""
+        if dense is None:
+            return cls(row)
+        cuts = np.cumsum([lsa_dims, lsa_dims, emb_dims, emb_dims])
+        raw, lsa, emb_raw, emb = np.split(dense[: cuts[-1]], cuts[:-1])
+        return cls(row, *(part if len(part) else None for part in (raw, lsa, emb_raw, emb)))
+
+
+@dataclass(frozen=True)
+class EmbeddingPart:
+    """The version's raw and final sentence embeddings, the blend and feedback settings, and
+    the model that made them (training/related/embedding_part.py)."""
+
+    weight: float
+    feedback: int
+    feedback_weight: float
+    feedback_blend: float
+    raw: NDArray[np.float32]
+    vectors: NDArray[np.float32]
+    encoder: Encoder
+
+    @classmethod
+    def from_arrays(cls, extras: dict[str, NDArray[Any]]) -> EmbeddingPart | None:
+        """From the vectors blob (None without embeddings); loads the model (seconds)."""
+        if "embedding_settings" not in extras:
             return None
-        return np.concatenate([self.raw, self.lsa]).astype(np.float32)
+        weight, feedback, feedback_weight, blend = (float(x) for x in extras["embedding_settings"])
+        encoder = load_encoder(str(extras["embedding_model"][0]))
+        return cls(weight, int(feedback), feedback_weight, blend, extras["embedding_raw"],
+                   extras["embedding_vectors"], encoder)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,12 +119,10 @@ class VectorIndex:
     kth: NDArray[np.float32]
     """Score of each article's last related entry: a newcomer must beat it to enter the list."""
     lsa: LsaPart | None = None
+    embedding: EmbeddingPart | None = None
     positions: dict[str, int] = field(default_factory=dict)
     live: dict[str, LiveVector] = field(default_factory=dict)
-    _stacked: (
-        tuple[list[str], sp.csr_matrix, NDArray[np.float32] | None, NDArray[np.float32] | None]
-        | None
-    ) = None
+    _stacked: LiveRows | None = None
 
     @classmethod
     def build(
@@ -103,6 +142,7 @@ class VectorIndex:
             matrix.T.tocsr(),
             kth,
             LsaPart.from_arrays(extras),
+            EmbeddingPart.from_arrays(extras),
         )
         index.positions = {aid: n for n, aid in enumerate(ids)}
         return index
@@ -114,11 +154,22 @@ class VectorIndex:
 
     def vectorize(self, article: Article) -> LiveVector:
         """The article's TF-IDF row (and raw LSA projection) exactly as training computes them;
-        its final LSA row needs its neighbours, so `score` fills it in."""
+        its final LSA row needs its neighbours, so `score` fills it in. Encodes the article
+        (tens of ms) when the version blends embeddings."""
         row = self.text_model.row(article)
-        if self.lsa is None:
-            return LiveVector(row)
-        return LiveVector(row, lsa_raw(row, self.lsa.terms, self.lsa.components)[0])
+        vector = LiveVector(row)
+        if self.lsa is not None:
+            vector.raw = lsa_raw(row, self.lsa.terms, self.lsa.components)[0]
+        if self.embedding is not None:
+            vector.embedding_raw = self.embedding.encoder.encode([article_text(article)])[0]
+        return vector
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """Lengths of a live vector's LSA rows and embedding, as stored."""
+        lsa = 0 if self.lsa is None else int(self.lsa.raw.shape[1])
+        emb = 0 if self.embedding is None else int(self.embedding.vectors.shape[1])
+        return lsa, emb
 
     def set_live(self, article_id: str, vector: LiveVector | None) -> None:
         """Add, replace or (vector None) drop a live article's vector."""
@@ -129,23 +180,24 @@ class VectorIndex:
             self.live[article_id] = vector
         self._stacked = None
 
-    def _live_matrices(
-        self,
-    ) -> tuple[list[str], sp.csr_matrix, NDArray[np.float32] | None, NDArray[np.float32] | None]:
+    def _live_rows(self) -> LiveRows:
         if self._stacked is None:
             ids = list(self.live)
+            vectors = [self.live[i] for i in ids]
             rows = (
-                sp.vstack([self.live[i].tfidf for i in ids]).tocsr()
+                sp.vstack([v.tfidf for v in vectors]).tocsr()
                 if ids
                 else sp.csr_matrix((0, self.width), dtype=np.float32)
             )
-            raw = lsa = None
-            if self.lsa is not None and ids:
-                dims = self.lsa.raw.shape[1]
-                zero = np.zeros(dims, dtype=np.float32)
-                raw = np.stack([v.raw if v.raw is not None else zero for v in self.live.values()])
-                lsa = np.stack([v.lsa if v.lsa is not None else zero for v in self.live.values()])
-            self._stacked = (ids, rows, raw, lsa)
+            lsa_dims, emb_dims = self.dims
+            self._stacked = LiveRows(
+                ids,
+                rows,
+                _stack([v.raw for v in vectors], lsa_dims),
+                _stack([v.lsa for v in vectors], lsa_dims),
+                _stack([v.embedding_raw for v in vectors], emb_dims),
+                _stack([v.embedding for v in vectors], emb_dims),
+            )
         return self._stacked
 
     def score(
@@ -153,38 +205,99 @@ class VectorIndex:
     ) -> tuple[list[str], NDArray[np.float32], NDArray[np.float32]]:
         """Blended and TF-IDF-only similarity of the vector to every base and live article
         (itself at 0), and their ids (base, then live); fills in vector.lsa."""
-        live_ids, live_rows, live_raw, live_lsa = self._live_matrices()
+        live = self._live_rows()
         # Only the postings of the article's own terms: a row slice, then one dense mat-vec.
         own_postings = self.postings[vector.tfidf.indices]
         tfidf = np.concatenate(
             [
                 np.asarray(own_postings.T @ vector.tfidf.data).ravel(),
-                np.asarray((live_rows @ vector.tfidf.T).toarray()).ravel(),
+                np.asarray((live.rows @ vector.tfidf.T).toarray()).ravel(),
             ]
         ).astype(np.float32)
         # An edited article's old text no longer counts, and nothing is related to itself.
         masked = [
             n for n in (self.positions.get(a) for a in [*self.live, self_id]) if n is not None
         ]
-        masked += [len(self.ids) + i for i, aid in enumerate(live_ids) if aid == self_id]
+        masked += [len(self.ids) + i for i, aid in enumerate(live.ids) if aid == self_id]
         tfidf[masked] = 0.0
-        ids = self.ids + live_ids
-        if self.lsa is None or vector.raw is None:
+        ids = self.ids + live.ids
+        lsa = self._lsa_scores(vector, tfidf, live)
+        emb = self._embedding_scores(vector, tfidf, masked, live)
+        shares = Shares.of(
+            self.lsa.weight if lsa is not None and self.lsa is not None else 0.0,
+            self.embedding.weight if emb is not None and self.embedding is not None else 0.0,
+        )
+        if lsa is None and emb is None:
             return ids, tfidf, tfidf
+        blended = shares.tfidf * tfidf
+        if lsa is not None:
+            blended += np.float32(shares.lsa) * lsa
+        if emb is not None:
+            blended += np.float32(shares.embedding) * emb
+        blended[masked] = 0.0
+        return ids, blended.astype(np.float32), tfidf
+
+    def _lsa_scores(
+        self, vector: LiveVector, tfidf: NDArray[np.float32], live: LiveRows
+    ) -> NDArray[np.float32] | None:
+        """LSA cosine to every article; fills in vector.lsa from its TF-IDF neighbours."""
         lsa = self.lsa
+        if lsa is None or vector.raw is None:
+            return None
         count = min(lsa.feedback, int(np.count_nonzero(tfidf > 0)))
         nearest = np.argpartition(-tfidf, count - 1)[:count] if count else np.zeros(0, int)
         nearest = nearest[np.argsort(-tfidf[nearest], kind="stable")]
-        pool = np.vstack([lsa.raw, live_raw]) if live_raw is not None else lsa.raw
-        vector.lsa = lsa_from_raw(
+        pool = np.vstack([lsa.raw, live.raw]) if len(live.ids) else lsa.raw
+        vector.lsa = expand_rows(
             vector.raw[None, :],
             pool[nearest],
             np.arange(count, dtype=np.int32)[None, :],
             lsa.feedback_weight,
         )[0]
-        dense = lsa.vectors @ vector.lsa
-        if live_lsa is not None:
-            dense = np.concatenate([dense, live_lsa @ vector.lsa])
-        blended = (1.0 - lsa.weight) * tfidf + lsa.weight * dense.astype(np.float32)
-        blended[masked] = 0.0
-        return ids, blended.astype(np.float32), tfidf
+        return np.concatenate([lsa.vectors @ vector.lsa, live.lsa @ vector.lsa]).astype(np.float32)
+
+    def _embedding_scores(
+        self, vector: LiveVector, tfidf: NDArray[np.float32], masked: list[int], live: LiveRows
+    ) -> NDArray[np.float32] | None:
+        """Embedding cosine to every article; fills in vector.embedding from its nearest
+        articles by the training job's feedback rule."""
+        part = self.embedding
+        if part is None or vector.embedding_raw is None:
+            return None
+        pool = np.vstack([part.raw, live.embedding_raw])
+        closeness = (1 - part.feedback_blend) * tfidf + part.feedback_blend * (
+            pool @ vector.embedding_raw
+        )
+        closeness[masked] = -np.inf
+        count = min(part.feedback, int(np.count_nonzero(closeness > 0)))
+        nearest = np.argpartition(-closeness, count - 1)[:count] if count else np.zeros(0, int)
+        vector.embedding = expand_rows(
+            vector.embedding_raw[None, :],
+            pool[nearest],
+            np.arange(count, dtype=np.int32)[None, :],
+            part.feedback_weight,
+        )[0]
+        return np.concatenate(
+            [part.vectors @ vector.embedding, live.embedding @ vector.embedding]
+        ).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LiveRows:
+    """The live articles' rows stacked, in one order: ids, TF-IDF, raw and final LSA, raw and
+    final embedding."""
+
+    ids: list[str]
+    rows: sp.csr_matrix
+    raw: NDArray[np.float32]
+    lsa: NDArray[np.float32]
+    embedding_raw: NDArray[np.float32]
+    embedding: NDArray[np.float32]
+
+
+def _stack(parts: list[NDArray[np.float32] | None], dims: int) -> NDArray[np.float32]:
+    """Rows stacked into an (n, dims) array, a missing one as zeros."""
+    zero = np.zeros(dims, dtype=np.float32)
+    if not parts:
+        return np.zeros((0, dims), dtype=np.float32)
+    return np.stack([zero if p is None else p for p in parts]).astype(np.float32)

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 
-from recommender.similarity import lsa_from_raw, lsa_raw
+from recommender.similarity import expand_rows, lsa_raw
 from training.memory import release_memory
 from training.related.params import RelatedParams
 from training.search.neighbours import search
@@ -107,5 +107,5 @@ def fit_lsa(matrix: sp.csr_matrix, params: RelatedParams, progress: bool = False
         )
     for start in range(0, n_docs, LSA_BLOCK_ROWS):
         stop = start + LSA_BLOCK_ROWS
-        vectors[start:stop] = lsa_from_raw(raw[start:stop], raw, feedback[start:stop], weight)
+        vectors[start:stop] = expand_rows(raw[start:stop], raw, feedback[start:stop], weight)
     return Lsa(feedback, terms, components, vectors, raw)

@@ -1,10 +1,13 @@
-"""Related articles: TF-IDF blended with LSA, and each article's top-K by that similarity.
+"""Related articles: TF-IDF blended with LSA and a sentence embedding, and each article's top-K
+by that similarity.
 
-Similarity is (1 - w) * TF-IDF cosine + w * LSA cosine (w = `lsa_weight`; see
-recommender/similarity.py), the LSA part fitted on rows expanded by pseudo-relevance feedback
-(training/related/lsa.py). Near-duplicates are found on a separate full-vocabulary
-representation (training/related/duplicates.py); only the earliest member of a duplicate group
-is a candidate, and never for its own group. The neighbour search is training/search/.
+Similarity is (1 - e) * [(1 - w) * TF-IDF cosine + w * LSA cosine] + e * embedding cosine
+(w = `lsa_weight`, e = `embedding_weight`; see recommender/similarity.py), the LSA part
+fitted on rows expanded by pseudo-relevance feedback (training/related/lsa.py), the embeddings
+encoded once per article text (training/related/embeddings.py). Near-duplicates are found on
+a separate full-vocabulary representation (training/related/duplicates.py); only the earliest
+member of a duplicate group is a candidate, and never for its own group. The neighbour search
+is training/search/.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.domain import Article
-from recommender.similarity import blend_scales
+from recommender.similarity import Shares, blend_scales, dense_rows
 from recommender.textmodel import FORMAT
 from training.memory import release_memory
 from training.related.duplicates import (
@@ -30,6 +33,8 @@ from training.related.duplicates import (
     duplicate_vectors_of,
     earliest_members,
 )
+from training.related.embedding_part import EmbeddingPart, fit_embedding_part
+from training.related.embeddings import default_store, embed_articles
 from training.related.lists import CandidateLists, Neighbours, RelatedLists, related_lists
 from training.related.lsa import Lsa, fit_lsa
 from training.related.params import RelatedParams, make_vectorizer
@@ -43,10 +48,11 @@ DAY = 86_400.0
 
 @dataclass
 class ArticleVectors:
-    """The blended similarity's two parts, unscaled: L2-normalised TF-IDF rows and optional
-    L2-normalised LSA rows with their weight w; similarity = (1 - w) * sparse dot + w * dense
-    dot. The parts are kept apart (the dense columns never enter a sparse product) and never
-    copied scaled (a scaled TF-IDF copy is 2.4 GB at a million articles)."""
+    """The blended similarity's two parts: L2-normalised TF-IDF rows and an optional dense
+    part (LSA and embedding rows side by side, recommender.similarity.dense_rows) with its
+    weight w; similarity = (1 - w) * sparse dot + w * dense dot. The parts are kept apart
+    (the dense columns never enter a sparse product) and the TF-IDF rows are never copied
+    scaled (a scaled copy is 2.4 GB at a million articles)."""
 
     sparse: sp.csr_matrix
     dense: NDArray[np.float32] | None = None
@@ -68,11 +74,32 @@ class ArticleVectors:
         )
 
 
-def article_vectors(matrix: sp.csr_matrix, lsa: Lsa | None, lsa_weight: float) -> ArticleVectors:
-    """The search rows for TF-IDF rows and a fitted LSA (or TF-IDF alone)."""
-    if lsa is None:
+def article_vectors(
+    matrix: sp.csr_matrix,
+    lsa: Lsa | None,
+    lsa_weight: float,
+    embeddings: NDArray[np.float32] | None = None,
+    embedding_weight: float = 0.0,
+) -> ArticleVectors:
+    """The search rows for TF-IDF rows, a fitted LSA and embeddings (either may be absent)."""
+    shares = blend_shares(lsa, lsa_weight, embeddings, embedding_weight)
+    dense = dense_rows(shares, None if lsa is None else lsa.vectors, embeddings)
+    if dense is None:
         return ArticleVectors(matrix)
-    return ArticleVectors(matrix, lsa.vectors, lsa_weight)
+    return ArticleVectors(matrix, dense, shares.dense)
+
+
+def blend_shares(
+    lsa: Lsa | None,
+    lsa_weight: float,
+    embeddings: NDArray[np.float32] | None,
+    embedding_weight: float,
+) -> Shares:
+    """The blend's shares, counting a part that was not fitted (a tiny corpus has no LSA) as 0."""
+    return Shares.of(
+        lsa_weight if lsa is not None else 0.0,
+        embedding_weight if embeddings is not None else 0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,14 +161,25 @@ class RelatedModel:
     lsa: Lsa | None = None
     lsa_weight: float = 0.0
     prf_weight: float = 0.0
+    embedding: EmbeddingPart | None = None
+    embedding_params: RelatedParams | None = None
 
     def serving_arrays(self) -> dict[str, NDArray[Any]]:
         """What a server needs beside the TF-IDF rows to place an upserted article exactly as
-        training would: the LSA projection, every article's raw and final LSA rows, and the
-        blend and feedback settings."""
+        training would: the LSA projection, every article's raw and final LSA rows, the
+        embeddings and their model's name, and the blend and feedback settings."""
+        arrays: dict[str, NDArray[Any]] = {}
+        if self.embedding is not None and self.embedding_params is not None:
+            p = self.embedding_params
+            arrays["embedding_raw"] = self.embedding.raw
+            arrays["embedding_vectors"] = self.embedding.vectors
+            arrays["embedding_settings"] = np.asarray(
+                [p.embedding_weight, self.embedding.feedback.shape[1], p.embedding_prf_weight,
+                 p.embedding_prf_blend], dtype=np.float64)  # fmt: skip
+            arrays["embedding_model"] = np.asarray([p.embedding_model])
         if self.lsa is None:
-            return {}
-        return {
+            return arrays
+        return arrays | {
             "lsa_terms": self.lsa.terms,
             "lsa_components": self.lsa.components,
             "lsa_raw": self.lsa.raw,
@@ -158,9 +196,12 @@ def fit_related(
     candidates: int,
     progress: bool = False,
     release_text: bool = False,
+    embeddings: NDArray[np.float32] | None = None,
 ) -> RelatedModel:
     """The training path: vectors, near-duplicate groups, neighbours and per-article lists.
-    With release_text, bodies are dropped from `articles` once vectorised (if it is a list)."""
+    With release_text, bodies are dropped from `articles` once vectorised (if it is a list).
+    `embeddings` (one row per article) are blended in when params.embedding_weight > 0."""
+    embeddings = _embeddings_for(articles, embeddings, params, progress)
     if not isinstance(articles, list):
         articles = list(articles)
     fitted = vectorise(articles, make_vectorizer(params, len(articles)), params.title_weight,
@@ -177,10 +218,14 @@ def fit_related(
     del dup_vectors  # 1.2 GB at a million articles: gone before the LSA stage needs memory
     release_memory()
     lsa = fit_lsa(matrix, params, progress)
+    embedding = (
+        None if embeddings is None else fit_embedding_part(matrix, embeddings, params, progress)
+    )
     groups = duplicate_groups(len(articles), pairs)
     shown = earliest_members(articles, groups)
+    final = None if embedding is None else embedding.vectors
     found = neighbours(
-        article_vectors(matrix, lsa, params.lsa_weight),
+        article_vectors(matrix, lsa, params.lsa_weight, final, params.embedding_weight),
         candidates,
         allowed=shown,
         recency=recency_of(articles, params),
@@ -200,19 +245,42 @@ def fit_related(
         arrays["prf_neighbours"] = lsa.feedback
     lists = related_lists(found, groups, params.top_k)
     return RelatedModel(
-        vectorizer, matrix, lists, arrays, lsa, params.lsa_weight, params.prf_weight
-    )
+        vectorizer, matrix, lists, arrays, lsa, params.lsa_weight, params.prf_weight,
+        embedding, params if embedding is not None else None,
+    )  # fmt: skip
+
+
+def _embeddings_for(
+    articles: Sequence[Article],
+    embeddings: NDArray[np.float32] | None,
+    params: RelatedParams,
+    progress: bool,
+) -> NDArray[np.float32] | None:
+    """The embeddings to blend: None when the blend is off; the given ones, else the default
+    store's (encoding what it lacks), one row per article."""
+    if params.embedding_weight == 0:
+        return None
+    if embeddings is None:
+        embeddings, _ = embed_articles(articles, params.embedding_model, default_store(),
+                                       progress)  # fmt: skip
+    if len(embeddings) != len(articles):
+        raise ValueError("embedding_weight > 0 needs one embedding row per article")
+    return embeddings
 
 
 def build_related(
-    articles: list[Article], params: RelatedParams, progress: bool, release_text: bool = False
+    articles: list[Article],
+    params: RelatedParams,
+    progress: bool,
+    release_text: bool = False,
+    embeddings: NDArray[np.float32] | None = None,
 ) -> tuple[RelatedModel, CandidateLists]:
-    """Fit TF-IDF (+ LSA) and turn neighbours into per-article candidate lists: the training
-    job's related stage, which the workbench evaluates too. With release_text, article bodies
-    are dropped from `articles` once vectorised (see training/related/vectorise.py)."""
-    model = fit_related(
-        articles, params, params.top_k + CANDIDATE_MARGIN, progress, release_text=release_text
-    )
+    """Fit TF-IDF (+ LSA, + embeddings) and turn neighbours into per-article candidate lists:
+    the training job's related stage, which the workbench evaluates too. Embeddings not given
+    are taken from the default store or encoded (training/related/embeddings.py). With
+    release_text, article bodies are dropped from `articles` once vectorised."""
+    model = fit_related(articles, params, params.top_k + CANDIDATE_MARGIN, progress,
+                        release_text=release_text, embeddings=embeddings)  # fmt: skip
     return model, CandidateLists(articles, model.lists)
 
 

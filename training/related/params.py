@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from recommender.encoder import DEFAULT_MODEL
 from recommender.similarity import DUPLICATE_THRESHOLD, TOP_K
 from recommender.textmodel import LETTERS_ONLY, WORDS
 from training.related.termcount import MAX_NGRAM
@@ -34,6 +35,17 @@ class RelatedParams:
     TF-IDF rows (0 = off; no effect when lsa_weight is 0)."""
     prf_weight: float = 1.0
     """Weight of that mean against the article's own row."""
+    embedding_weight: float = 0.8
+    """Share of the sentence-embedding cosine in the similarity (0 = off: no model loaded)."""
+    embedding_model: str = DEFAULT_MODEL
+    """A packaged model's name or a sentence-transformers folder (recommender/encoder.py)."""
+    embedding_prf_neighbours: int = 100
+    """Pseudo-relevance feedback for the embedding part: add the mean embedding of this many
+    nearest articles (0 = off)."""
+    embedding_prf_weight: float = 4.0
+    """Weight of that mean against the article's own embedding."""
+    embedding_prf_blend: float = 0.3
+    """Those neighbours are nearest by (1 - a) x TF-IDF cosine + a x embedding cosine."""
     top_k: int = TOP_K
     duplicate_threshold: float = DUPLICATE_THRESHOLD
     """Articles at least this similar on the full-vocabulary representation are the same story
@@ -54,6 +66,11 @@ class RelatedParams:
             "lsa_max_terms >= 2": self.lsa_max_terms >= 2,
             "prf_neighbours >= 0": self.prf_neighbours >= 0,
             "prf_weight >= 0": self.prf_weight >= 0,
+            "0 <= embedding_weight <= 1": 0 <= self.embedding_weight <= 1,
+            "embedding_model not empty": bool(self.embedding_model.strip()),
+            "embedding_prf_neighbours >= 0": self.embedding_prf_neighbours >= 0,
+            "embedding_prf_weight >= 0": self.embedding_prf_weight >= 0,
+            "0 <= embedding_prf_blend <= 1": 0 <= self.embedding_prf_blend <= 1,
             "top_k >= 1": self.top_k >= 1,
             "duplicate_threshold > 0": self.duplicate_threshold > 0,
             "recency_window_days >= 0": self.recency_window_days >= 0,

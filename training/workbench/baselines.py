@@ -1,11 +1,14 @@
 """Reference related-article methods measured beside ours in `newsrec eval related --baselines`:
-scikit-learn's TfidfVectorizer() defaults, and an Elasticsearch More-Like-This-style query
-(each article's top terms by tf-idf, scored against every article with BM25). Neither drops
-near-duplicates; both exclude the article itself."""
+scikit-learn's TfidfVectorizer() defaults, an Elasticsearch More-Like-This-style query (each
+article's top terms by tf-idf, scored against every article with BM25), the sentence embedding
+alone (the encoder's cosine, no blend, no feedback), and newsrec as shipped before the
+embedding blend (TF-IDF + LSA, issue 14's starting point). Only the last drops near-duplicates;
+all exclude the article itself."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,7 +17,9 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from recommender.domain import Article
 from recommender.textmodel import document_text
-from training.related.model import neighbours
+from training.related.embeddings import default_store, embed_articles
+from training.related.model import ArticleVectors, build_related, neighbours
+from training.related.params import RelatedParams
 from training.search.blocks import run_blocks, top_k_sorted
 
 BLOCK_BYTES = 256 << 20
@@ -88,7 +93,28 @@ def more_like_this(articles: Sequence[Article], k: int) -> NDArray[np.int32]:
     return indices
 
 
+def embedding_alone(articles: Sequence[Article], k: int) -> NDArray[np.int32]:
+    """Top-k by the shipped encoder's cosine alone (vectors from the default store)."""
+    rows, _ = embed_articles(articles, RelatedParams().embedding_model, default_store())
+    empty = sp.csr_matrix((len(articles), 1), dtype=np.float32)
+    return neighbours(ArticleVectors(empty, rows, 1.0), k, method="exact").indices
+
+
+def before_embeddings(articles: Sequence[Article], k: int) -> NDArray[np.int32]:
+    """The shipped lists before the embedding blend: TF-IDF + LSA with today's other defaults."""
+    params = replace(RelatedParams(), embedding_weight=0.0, top_k=k)
+    _, lists = build_related(list(articles), params, progress=False)
+    index = {a.id: n for n, a in enumerate(articles)}
+    found = np.full((len(articles), k), -1, dtype=np.int32)
+    for row, chosen in enumerate(lists):
+        ids = [index[article_id] for article_id, _, _ in chosen][:k]
+        found[row, : len(ids)] = ids
+    return found
+
+
 BASELINES: dict[str, Callable[[Sequence[Article], int], NDArray[np.int32]]] = {
     "sklearn TfidfVectorizer() defaults": sklearn_defaults,
     "More-Like-This style (top-25 terms, BM25)": more_like_this,
+    "embedding alone (all-MiniLM-L6-v2 cosine)": embedding_alone,
+    "newsrec before the embedding blend": before_embeddings,
 }
