@@ -130,6 +130,12 @@ def summary(result: Any) -> str:
             f"             matching the export: {len(ev) / max(total, 1):.1%} of events, "
             f"{ids / max(all_ids, 1):.1%} of distinct article ids ({ids:,} of {all_ids:,})"
         )
+    if "embeddings" in meta:
+        emb = meta["embeddings"]
+        lines.append(
+            f"  embeddings {emb['reused'] + emb['encoded']:>9,}  ({emb['model']}): "
+            f"{emb['encoded']:,} encoded, {emb['reused']:,} reused from the store"
+        )
     lines.append(
         f"  vocabulary {meta['vocabulary']:>9,} terms; {meta['duplicate_pairs']:,} "
         "near-duplicate pairs kept out of lists"
