@@ -74,6 +74,9 @@ def store_error(exc: Exception) -> NewsrecError:
     )
     if out_of_memory or "OOM command not allowed" in reason:
         return StoreFull(f"Redis is out of memory; nothing was written: {reason}")
-    if reason.startswith("READONLY"):
-        return StoreUnavailable(f"Redis is a read-only replica: {reason}")
+    if reason.startswith("READONLY") or "read only replica" in reason:
+        # A pipeline's or a script's error quotes the command (a whole Lua script): not useful.
+        return StoreUnavailable(
+            "Redis is a read-only replica; nothing was written (point writers at the primary)"
+        )
     return StoreUnavailable(f"Redis unavailable: {reason}")

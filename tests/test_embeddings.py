@@ -24,17 +24,15 @@ from recommender.encoder import (
     load_encoder,
     model_path,
 )
-from recommender.live.vectors import LiveVector, VectorIndex
+from recommender.live.vectors import LiveVector
 from recommender.store.keys import Keys
-from recommender.store.vectors import decode_vectors, read_chunks, write_vectors
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from tests.corpus import make_articles, write_corpus
-from tests.helpers import as_articles, newsrec_env
+from tests.helpers import as_articles, newsrec_env, trained_and_served
 from training.bench.processes import free_port, wait_serving
 from training.pipeline import TrainConfig, train
 from training.related.embeddings import EmbeddingStore, embed_articles
-from training.related.model import build_related, text_model_json
 from training.related.params import RelatedParams
 
 STORIES = [
@@ -108,13 +106,7 @@ def test_served_embedding_blend_equals_training(tmp_path: Path) -> None:
     and its feedback included."""
     articles = as_articles(make_articles(per_topic=25))
     params = RelatedParams(lsa_dims=20, embedding_prf_neighbours=8)
-    model, _ = build_related(articles, params, progress=False)
-    kth = np.zeros(len(articles), dtype=np.float32)
-    with (tmp_path / "vectors.npz").open("wb") as out:
-        write_vectors(out, [a.id for a in articles], model.matrix, kth, model.serving_arrays())
-    blob = list(read_chunks(tmp_path / "vectors.npz"))
-    text_model = text_model_json(model.vectorizer, params.title_weight)
-    index = VectorIndex.build("v1", text_model, *decode_vectors(blob))
+    model, index = trained_and_served(articles, params, tmp_path)
     assert index.embedding is not None and index.lsa is not None
     for row in (0, 30, 77):
         vector = index.vectorize(articles[row])

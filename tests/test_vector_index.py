@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.live.vectors import VectorIndex
-from recommender.store.vectors import decode_vectors, read_chunks, write_vectors
 from recommender.textmodel import TextModel
 from tests.corpus import make_articles
-from tests.helpers import as_articles, shared_file
+from tests.helpers import as_articles, shared_file, trained_and_served
 from training.related.model import build_related, text_model_json
 from training.related.params import RelatedParams
 from training.sources.articles import read_articles
@@ -23,13 +21,7 @@ from training.sources.articles import read_articles
 def test_served_scores_equal_training_scores(lsa_weight: float, tmp_path: Path) -> None:
     articles = as_articles(make_articles(per_topic=25))
     params = RelatedParams(lsa_weight=lsa_weight, lsa_dims=20)
-    model, _ = build_related(articles, params, progress=False)
-    kth = np.zeros(len(articles), dtype=np.float32)
-    with (tmp_path / "vectors.npz").open("wb") as out:
-        write_vectors(out, [a.id for a in articles], model.matrix, kth, model.serving_arrays())
-    blob = list(read_chunks(tmp_path / "vectors.npz"))
-    text_model = text_model_json(model.vectorizer, params.title_weight)
-    index = VectorIndex.build("v1", text_model, *decode_vectors(blob))
+    model, index = trained_and_served(articles, params, tmp_path)
     assert (index.lsa is not None) == (lsa_weight > 0)
     for row in (0, 30, 77):
         ids, blended, _ = index.score(index.vectorize(articles[row]), articles[row].id)
