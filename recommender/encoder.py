@@ -125,6 +125,9 @@ def load_encoder(model: str) -> Encoder:
 def _load(model: str, path: Path) -> Encoder:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # Quiet: a serving process's stderr is its log (JSON lines with log_format = json).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -134,6 +137,9 @@ def _load(model: str, path: Path) -> Encoder:
             "pip install -e '.[embeddings]' (or set embedding_weight = 0)"
         ) from error
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     network = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
     pooling = _pooling(path)

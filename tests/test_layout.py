@@ -94,8 +94,9 @@ def test_newsrec_serve_loads_no_training_stack(
     port = free_port()
     command = [sys.executable, "-X", "importtime", "-m", "newsrec.cli", "serve", "--port",
                str(port)]  # fmt: skip
-    server = subprocess.Popen(command, env=newsrec_env(settings), stderr=subprocess.PIPE,
-                              text=True)  # fmt: skip
+    # -X importtime writes thousands of lines: to a file, so a full pipe never blocks the server
+    errors = (tmp_path / "serve.err").open("w")
+    server = subprocess.Popen(command, env=newsrec_env(settings), stderr=errors, text=True)
     try:
         wait_serving(f"127.0.0.1:{port}")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -111,7 +112,9 @@ def test_newsrec_serve_loads_no_training_stack(
             assert mapped(server.pid) == {"scipy", *ENCODER_STACK}
     finally:
         server.terminate()
-        _, log = server.communicate(timeout=30)
+        server.wait(timeout=30)
+        errors.close()
+    log = (tmp_path / "serve.err").read_text()
     loaded = {line.split("|")[-1].strip() for line in log.splitlines() if "import time:" in line}
     assert "recommender.server" in loaded and "recommender.live.vectors" in loaded
     wrong = sorted(m for m in loaded if m.split(".")[0] in ("training", *TRAINING_STACK))

@@ -146,7 +146,11 @@ def test_training_killed_mid_publish_leaves_old_version_live(
     rows = make_articles(per_topic=500)
     big = write_jsonl(tmp_path / "big.jsonl", rows)
     env = newsrec_env(settings, NEWSREC_PUBLISH_BATCH="1", NEWSREC_LOCK_LEASE_SECONDS="2")
-    command = [sys.executable, "-m", "newsrec.cli", "train", "--articles", str(big), "--quiet"]
+    # No embedding blend: what is under test is publishing, not a cold encode of 3,000 articles.
+    params = tmp_path / "params.toml"
+    params.write_text("[related]\nembedding_weight = 0.0\n")
+    command = [sys.executable, "-m", "newsrec.cli", "train", "--articles", str(big), "--quiet",
+               "--params", str(params)]  # fmt: skip
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def publishing() -> bool:
