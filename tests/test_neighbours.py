@@ -210,6 +210,8 @@ def test_bench_related_runs(
             redis_url,
             "--sample",
             "300",
+            "--embedding-weight",  # the search and publish figures, without a cold encode
+            "0",
             "--json",
             str(tmp_path / "b.json"),
             "--plot",

@@ -22,10 +22,14 @@ from tests.helpers import ServerThread, eventually, newsrec, newsrec_env, write_
 from training import modeldir
 from training import publish as pub
 from training.pipeline import TrainConfig, TrainResult, train
+from training.related.params import RelatedParams
 from training.sources.common import InputError
 
 
 def run_train(articles: Path, settings: Settings, client: redis.Redis, **kw: object) -> TrainResult:
+    """Train and publish; without the embedding blend (publishing is under test, and corpora
+    made here would each be encoded cold)."""
+    kw.setdefault("related", RelatedParams(embedding_weight=0.0))
     config = TrainConfig(articles=articles, model_dir=settings.model_dir, progress=False, **kw)  # type: ignore[arg-type]
     return train(config, client, Keys(settings.namespace), log=lambda _m: None)
 

@@ -48,6 +48,8 @@ def _add_related(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep", type=_knob, action="append", default=[], metavar="NAME=V1,V2,...",
                    help="search again with each value of one knob (for a plot)")  # fmt: skip
     p.add_argument("--progress", action="store_true", help="progress bars even without a tty")
+    p.add_argument("--embedding-weight", type=float, metavar="W",
+                   help="embedding share of the blend (default: shipped; 0: none)")  # fmt: skip
     p.add_argument("--json", type=Path, help="also write every figure here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots here")
     p.add_argument("--runs", type=Path, nargs="*", default=[],
@@ -97,6 +99,7 @@ def bench_related(args: argparse.Namespace) -> int:
             method=args.method, knobs={name: values[0] for name, values in args.knob},
             sweeps=tuple((name, tuple(values)) for name, values in args.sweep),
             progress=args.progress or sys.stderr.isatty(),
+            embedding_weight=args.embedding_weight,
         )  # fmt: skip
         figures = run(config)
         _write_json(args.json, figures)

@@ -23,3 +23,5 @@ class BenchConfig:
     """Knobs and values: search again with each (time and recall, for the plots)."""
     progress: bool = False
     seed: int = 0
+    embedding_weight: float | None = None
+    """The blend's embedding share (None: the shipped default; 0: no encoder at all)."""

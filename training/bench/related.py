@@ -55,6 +55,8 @@ def run_path(config: BenchConfig, path: Path, probe: Probe) -> dict[str, float]:
     from training.sources.articles import read_articles
 
     params = replace(RelatedParams(), top_k=config.k)
+    if config.embedding_weight is not None:
+        params = replace(params, embedding_weight=config.embedding_weight)
     if not config.publish:
         with probe.installed(), probe.timed("read articles"):
             articles = read_articles(path, "auto", 0).articles
