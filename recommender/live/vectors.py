@@ -247,10 +247,9 @@ class VectorIndex:
         count = min(lsa.feedback, int(np.count_nonzero(tfidf > 0)))
         nearest = np.argpartition(-tfidf, count - 1)[:count] if count else np.zeros(0, int)
         nearest = nearest[np.argsort(-tfidf[nearest], kind="stable")]
-        pool = np.vstack([lsa.raw, live.raw]) if len(live.ids) else lsa.raw
         vector.lsa = expand_rows(
             vector.raw[None, :],
-            pool[nearest],
+            _gather(lsa.raw, live.raw, nearest),
             np.arange(count, dtype=np.int32)[None, :],
             lsa.feedback_weight,
         )[0]
@@ -264,16 +263,16 @@ class VectorIndex:
         part = self.embedding
         if part is None or vector.embedding_raw is None:
             return None
-        pool = np.vstack([part.raw, live.embedding_raw])
-        closeness = (1 - part.feedback_blend) * tfidf + part.feedback_blend * (
-            pool @ vector.embedding_raw
+        similar = np.concatenate(
+            [part.raw @ vector.embedding_raw, live.embedding_raw @ vector.embedding_raw]
         )
+        closeness = (1 - part.feedback_blend) * tfidf + part.feedback_blend * similar
         closeness[masked] = -np.inf
         count = min(part.feedback, int(np.count_nonzero(closeness > 0)))
         nearest = np.argpartition(-closeness, count - 1)[:count] if count else np.zeros(0, int)
         vector.embedding = expand_rows(
             vector.embedding_raw[None, :],
-            pool[nearest],
+            _gather(part.raw, live.embedding_raw, nearest),
             np.arange(count, dtype=np.int32)[None, :],
             part.feedback_weight,
         )[0]
@@ -293,6 +292,18 @@ class LiveRows:
     lsa: NDArray[np.float32]
     embedding_raw: NDArray[np.float32]
     embedding: NDArray[np.float32]
+
+
+def _gather(
+    base: NDArray[np.float32], live: NDArray[np.float32], rows: NDArray[np.intp]
+) -> NDArray[np.float32]:
+    """Rows of base and live stacked, without stacking them: a copy of the base rows per
+    upsert cost tens of ms at 100k articles."""
+    inside = rows < len(base)
+    out = np.empty((len(rows), base.shape[1]), dtype=np.float32)
+    out[inside] = base[rows[inside]]
+    out[~inside] = live[rows[~inside] - len(base)]
+    return out
 
 
 def _stack(parts: list[NDArray[np.float32] | None], dims: int) -> NDArray[np.float32]:
