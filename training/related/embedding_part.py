@@ -23,6 +23,9 @@ from training.related.lsa import FEEDBACK_SEARCH, LSA_BLOCK_ROWS
 from training.related.params import RelatedParams
 from training.search.neighbours import search
 
+EXPAND_CELLS = 1 << 23
+"""Cells of one feedback block's gathered neighbour rows (32 MB of float32)."""
+
 
 @dataclass(frozen=True)
 class EmbeddingPart:
@@ -48,8 +51,11 @@ def fit_embedding_part(
     else:
         feedback = np.zeros((n_docs, 0), dtype=np.int32)
     vectors = np.empty_like(raw)
-    for start in range(0, n_docs, LSA_BLOCK_ROWS):
-        stop = start + LSA_BLOCK_ROWS
+    # expand_rows gathers (rows x neighbours x dims) floats, twice with its mask: at 100
+    # neighbours x 384 dims a block of LSA_BLOCK_ROWS rows was 2 x 7.7 GB. Bound it instead.
+    block = max(1, min(LSA_BLOCK_ROWS, EXPAND_CELLS // max(1, feedback.shape[1] * raw.shape[1])))
+    for start in range(0, n_docs, block):
+        stop = start + block
         vectors[start:stop] = expand_rows(
             raw[start:stop], raw, feedback[start:stop], params.embedding_prf_weight
         )
