@@ -54,6 +54,10 @@ class LiveVector:
         return cls(row, *(part if len(part) else None for part in (raw, lsa, emb_raw, emb)))
 
 
+UPSERT_THREADS = 1
+"""torch threads of a serving process: it encodes one article per upsert (recommender/encoder)."""
+
+
 @dataclass(frozen=True)
 class EmbeddingPart:
     """The version's raw and final sentence embeddings, the blend and feedback settings, and
@@ -73,7 +77,7 @@ class EmbeddingPart:
         if "embedding_settings" not in extras:
             return None
         weight, feedback, feedback_weight, blend = (float(x) for x in extras["embedding_settings"])
-        encoder = load_encoder(str(extras["embedding_model"][0]))
+        encoder = load_encoder(str(extras["embedding_model"][0]), threads=UPSERT_THREADS)
         return cls(weight, int(feedback), feedback_weight, blend, extras["embedding_raw"],
                    extras["embedding_vectors"], encoder)  # fmt: skip
 
