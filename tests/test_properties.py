@@ -152,7 +152,7 @@ def answer(rpc: str, call: Callable[[], object]) -> object:
         return call()
     except grpc.RpcError as error:
         code, details = error.code(), str(error.details())
-        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith(TOO_LARGE):
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and TOO_LARGE in details:
             return None  # gRPC's own receive cap (grpc_max_receive_bytes), documented
         assert code in codes, f"{rpc} answered {code}: {details}"
         if code == INVALID:
