@@ -248,16 +248,9 @@ class VectorIndex:
         lsa = self.lsa
         if lsa is None or vector.raw is None:
             return None
-        count = min(lsa.feedback, int(np.count_nonzero(tfidf > 0)))
-        nearest = np.argpartition(-tfidf, count - 1)[:count] if count else np.zeros(0, int)
-        nearest = nearest[np.argsort(-tfidf[nearest], kind="stable")]
-        vector.lsa = expand_rows(
-            vector.raw[None, :],
-            _gather(lsa.raw, live.raw, nearest),
-            np.arange(count, dtype=np.int32)[None, :],
-            lsa.feedback_weight,
-        )[0]
-        return np.concatenate([lsa.vectors @ vector.lsa, live.lsa @ vector.lsa]).astype(np.float32)
+        vector.lsa = _with_feedback(vector.raw, tfidf, lsa.feedback, lsa.raw, live.raw,
+                                    lsa.feedback_weight)  # fmt: skip
+        return _cosines(lsa.vectors, live.lsa, vector.lsa)
 
     def _embedding_scores(
         self, vector: LiveVector, tfidf: NDArray[np.float32], masked: list[int], live: LiveRows
@@ -267,22 +260,42 @@ class VectorIndex:
         part = self.embedding
         if part is None or vector.embedding_raw is None:
             return None
-        similar = np.concatenate(
-            [part.raw @ vector.embedding_raw, live.embedding_raw @ vector.embedding_raw]
-        )
+        similar = _cosines(part.raw, live.embedding_raw, vector.embedding_raw)
         closeness = (1 - part.feedback_blend) * tfidf + part.feedback_blend * similar
         closeness[masked] = -np.inf
-        count = min(part.feedback, int(np.count_nonzero(closeness > 0)))
-        nearest = np.argpartition(-closeness, count - 1)[:count] if count else np.zeros(0, int)
-        vector.embedding = expand_rows(
-            vector.embedding_raw[None, :],
-            _gather(part.raw, live.embedding_raw, nearest),
-            np.arange(count, dtype=np.int32)[None, :],
-            part.feedback_weight,
-        )[0]
-        return np.concatenate(
-            [part.vectors @ vector.embedding, live.embedding @ vector.embedding]
-        ).astype(np.float32)
+        vector.embedding = _with_feedback(vector.embedding_raw, closeness, part.feedback,
+                                          part.raw, live.embedding_raw,
+                                          part.feedback_weight)  # fmt: skip
+        return _cosines(part.vectors, live.embedding, vector.embedding)
+
+
+def _with_feedback(
+    raw: NDArray[np.float32],
+    closeness: NDArray[np.float32],
+    limit: int,
+    base_raw: NDArray[np.float32],
+    live_raw: NDArray[np.float32],
+    weight: float,
+) -> NDArray[np.float32]:
+    """The final row of a new article: its raw row plus `weight` x the mean raw row of its
+    (at most `limit`) closest articles with positive closeness, best first, as training does
+    (recommender.similarity.expand_rows)."""
+    count = min(limit, int(np.count_nonzero(closeness > 0)))
+    nearest = np.argpartition(-closeness, count - 1)[:count] if count else np.zeros(0, int)
+    nearest = nearest[np.argsort(-closeness[nearest], kind="stable")]
+    return expand_rows(
+        raw[None, :],
+        _gather(base_raw, live_raw, nearest),
+        np.arange(count, dtype=np.int32)[None, :],
+        weight,
+    )[0]
+
+
+def _cosines(
+    base: NDArray[np.float32], live: NDArray[np.float32], row: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """Dot products of a row with every base, then every live row."""
+    return np.concatenate([base @ row, live @ row]).astype(np.float32)
 
 
 @dataclass(frozen=True)
