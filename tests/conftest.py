@@ -14,6 +14,7 @@ import redis
 
 from recommender.config import Settings, load_settings
 from recommender.embedded import ensure_embedded, stop_embedded
+from recommender.encoder import CACHE_ENV
 from recommender.store.keys import Keys
 from tests.helpers import ServerThread
 from training.related.embeddings import STORE_ENV
@@ -24,8 +25,10 @@ def embedding_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One embedding store for the whole session (its subprocesses inherit it): each corpus
     is encoded once, as a site's nightly runs would."""
     store = Path(os.environ.get(STORE_ENV) or tmp_path_factory.mktemp("embeddings"))
+    exports = os.environ.get(CACHE_ENV) or str(tmp_path_factory.mktemp("encoder-cache"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STORE_ENV, str(store))
+        patch.setenv(CACHE_ENV, exports)  # the model is exported to ONNX once per session
         yield store
 
 

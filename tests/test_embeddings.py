@@ -4,6 +4,7 @@ model), and a server places an upserted article with the same embedding blend as
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from recommender.encoder import (
     DEFAULT_MODEL,
     EncoderUnavailable,
     article_text,
+    export_path,
     load_encoder,
     model_path,
 )
@@ -62,6 +64,44 @@ def test_encoder_matches_sentence_transformers_on_the_same_folder() -> None:
     reference.max_seq_length = 128
     expected = reference.encode(texts, normalize_embeddings=True)
     assert np.allclose(load_encoder(DEFAULT_MODEL).encode(texts), expected, atol=1e-5)
+
+
+def test_a_users_onnx_export_and_tokenizer_encode_like_the_default(tmp_path: Path) -> None:
+    """`embedding_model` may name a folder holding model.onnx and tokenizer.json, or the .onnx
+    file itself: no torch needed; the same network gives the same vectors."""
+    packaged = model_path(DEFAULT_MODEL)
+    texts = [article_text(a) for a in STORIES] + ["", "A short title"]
+    expected = load_encoder(DEFAULT_MODEL).encode(texts)
+    own = tmp_path / "own-onnx"
+    own.mkdir()
+    shutil.copy(export_path(DEFAULT_MODEL, packaged), own / "model.onnx")
+    shutil.copy(packaged / "tokenizer.json", own / "tokenizer.json")
+    shutil.copytree(packaged / "1_Pooling", own / "1_Pooling")
+    for name in (str(own), str(own / "model.onnx")):
+        assert np.allclose(load_encoder(name).encode(texts), expected, atol=1e-5), name
+    (own / "tokenizer.json").unlink()
+    with pytest.raises(EncoderUnavailable, match=r"tokenizer\.json"):
+        model_path(str(own))
+
+
+def test_an_export_is_made_once_and_again_when_the_weights_change(tmp_path: Path) -> None:
+    """The ONNX export is keyed by the weights file: a process that finds it loads no torch;
+    new weights (a reinstall, another folder) are exported again."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_path(DEFAULT_MODEL), folder)
+    script = (
+        "import sys\nfrom recommender.encoder import load_encoder\n"
+        f"load_encoder({str(folder)!r}).encode(['a text'])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "NEWSREC_ENCODER_CACHE": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]  # fmt: skip
+    assert runs == [["True"], ["False"]]  # exported with torch, then loaded without it
+    first = export_path(str(folder), folder)
+    weights = folder / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert export_path(str(folder), folder) != first
 
 
 def test_unknown_model_is_a_clear_error(tmp_path: Path) -> None:

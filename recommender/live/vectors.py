@@ -55,7 +55,7 @@ class LiveVector:
 
 
 UPSERT_THREADS = 1
-"""torch threads of a serving process: it encodes one article per upsert (recommender/encoder)."""
+"""Encoder threads of a serving process: it encodes one article per upsert (recommender/encoder)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`newsrec bench related|serve|upsert|footprint`: the benchmarks (see newsrec/cli.py). Their
+"""`newsrec bench related|serve|upsert|footprint|encode`: the benchmarks (see newsrec/cli.py). Their
 figures go to benchmarks/RESULTS.md by hand, with the machine and load they ran on."""
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     u.add_argument("--articles", type=int, default=20_000)
     u.add_argument("--upserts", type=int, default=200)
     u.add_argument("--json", type=Path, help="also write the figures here")
+    e = benches.add_parser("encode", help="the encoder on ONNX Runtime against torch")
+    e.add_argument("--articles", type=int, default=256, help="demo texts encoded in batches")
+    e.add_argument("--singles", type=int, default=50, help="texts encoded one at a time")
+    e.add_argument("--threads", type=int, default=1, help="intra-op threads of both runtimes")
+    e.add_argument("--rounds", type=int, default=2, help="alternations of the two runtimes")
+    e.add_argument("--json", type=Path, help="also write the figures here")
     f = benches.add_parser("footprint", help="a fresh replica's start-up time and memory")
     f.add_argument("--redis-url", help="Redis URL (default $NEWSREC_REDIS_URL, else embedded)")
     f.add_argument("--articles", type=int, default=3000, help="demo corpus size")
@@ -74,7 +80,7 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     """Dispatch `newsrec bench <what>`."""
     runs = {"related": bench_related, "serve": bench_serve, "upsert": bench_upsert,
-            "footprint": bench_footprint}  # fmt: skip
+            "footprint": bench_footprint, "encode": bench_encode}  # fmt: skip
     return runs[args.bench_command](args)
 
 
@@ -157,4 +163,12 @@ def bench_footprint(args: argparse.Namespace) -> int:
     from training.bench.footprint import run
 
     _write_json(args.json, run(_redis_url(args), args.articles, args.calls, args.repeats))
+    return 0
+
+
+def bench_encode(args: argparse.Namespace) -> int:
+    """The encoder's speed, ONNX Runtime against torch."""
+    from training.bench.encode import run
+
+    _write_json(args.json, run(args.articles, args.singles, args.threads, args.rounds))
     return 0

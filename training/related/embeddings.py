@@ -144,16 +144,18 @@ def _encode(
         return np.zeros((0, 0), dtype=np.float32)
     encoder = load_encoder(model)
     parts: list[NDArray[np.float32]] = []
-    unsaved = 0
+    unsaved: list[NDArray[np.float32]] = []  # encoded since the last flush, kept apart so a
+    # flush copies only them (concatenating every part at each flush is quadratic at 1M)
     with tqdm(total=len(which), desc="encode", unit="article", disable=not progress) as bar:
         for start in range(0, len(which), ENCODE_CHUNK):
             chunk = which[start : start + ENCODE_CHUNK]
-            parts.append(encoder.encode([article_text(articles[n]) for n, _ in chunk]))
-            unsaved += len(chunk)
+            rows = encoder.encode([article_text(articles[n]) for n, _ in chunk])
+            parts.append(rows)
+            unsaved.append(rows)
             bar.update(len(chunk))
             done = start + len(chunk)
-            if store is not None and (unsaved >= FLUSH_ARTICLES or done == len(which)):
-                store.add([h for _, h in which[done - unsaved : done]],
-                          np.concatenate(parts)[-unsaved:])  # fmt: skip
-                unsaved = 0
+            count = sum(len(u) for u in unsaved)
+            if store is not None and (count >= FLUSH_ARTICLES or done == len(which)):
+                store.add([h for _, h in which[done - count : done]], np.concatenate(unsaved))
+                unsaved = []
     return np.concatenate(parts)
