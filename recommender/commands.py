@@ -13,6 +13,8 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(parser)
     parser.add_argument("--port", type=int, help="gRPC port (default $NEWSREC_PORT or 50051)")
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--role", choices=["all", "reader", "writer"],
+                        help="calls it answers (default $NEWSREC_ROLE or all)")  # fmt: skip
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -20,7 +22,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from recommender.logs import configure
     from recommender.server import serve
 
-    settings = settings_from_args(args, port=args.port, host=args.host)
+    settings = settings_from_args(args, port=args.port, host=args.host, role=args.role)
     configure(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
     return 0

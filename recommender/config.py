@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "NEWSREC_"
 CONFIG_ENV = "NEWSREC_CONFIG"
+ROLES = ("all", "reader", "writer")
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,11 @@ class Settings:
     """How long a RecordEvents batch_id's reply is kept: a retry with the same batch_id within
     this time gets that reply and counts nothing again. Each kept reply costs Redis about 200
     bytes (more with rejected events)."""
+    role: str = "all"
+    """What this server answers: "reader" (Related, Popular, model info, events: never loads
+    the corpus vectors, so its memory stays within its caches), "writer" (upserts, takedowns,
+    events, model info: it holds the vectors that place new articles) or "all" (both). A call
+    outside the role is FAILED_PRECONDITION naming the role; route it to another replica."""
     upsert_max_articles: int = 100
     """Articles an UpsertArticles call may carry."""
     upsert_max_bytes: int = 16 * 1024 * 1024
@@ -207,6 +213,10 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: gate_min_matched_events must be >= 0")
     if settings.redis_timeout_seconds <= 0 or settings.redis_grace_seconds < 0:
         raise ConfigError(f"{source}: redis_timeout_seconds must be > 0, redis_grace_seconds >= 0")
+    if settings.role not in ROLES:
+        raise ConfigError(
+            f"{source}: role must be one of {', '.join(ROLES)}, got {settings.role!r}"
+        )
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"{source}: log_format must be text or json, got {settings.log_format!r}")
     if bool(settings.tls_cert) != bool(settings.tls_key):

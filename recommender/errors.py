@@ -27,6 +27,11 @@ class CannotScoreUpserts(NewsrecError):
     or its runtime): an operator must install it, or route writes to a replica that has it."""
 
 
+class WrongRole(NewsrecError):
+    """The call is outside this replica's role (NEWSREC_ROLE): the router sent it to the wrong
+    replica; another one answers it."""
+
+
 class StoreUnavailable(NewsrecError):
     """Redis cannot be reached (or is a read-only replica, or still loading) and no cached answer
     exists: the caller may retry, here or on another replica."""
@@ -49,6 +54,7 @@ STATUS_CODES: dict[type[NewsrecError], grpc.StatusCode] = {
     ArticleNotFound: grpc.StatusCode.NOT_FOUND,
     NoModelPublished: grpc.StatusCode.FAILED_PRECONDITION,
     CannotScoreUpserts: grpc.StatusCode.FAILED_PRECONDITION,
+    WrongRole: grpc.StatusCode.FAILED_PRECONDITION,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,

@@ -103,7 +103,7 @@ async def create_server(
     options = [("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", receive)]
     server = grpc.aio.server(interceptors=[interceptor], options=options)
     servicer = RecommenderServicer(
-        service, settings.last_good_entries, settings.redis_timeout_seconds
+        service, settings.last_good_entries, settings.redis_timeout_seconds, settings.role
     )
     pb_grpc.add_RecommenderServicer_to_server(servicer, server)
     health_servicer = _health(server, service)
@@ -138,8 +138,9 @@ async def serve(settings: Settings) -> None:
     service = make_service(settings)
     server, port = await create_server(settings, service)
     log.info(
-        "serving recommender.v1 on %s:%d (%s; namespace %r; Redis %s%s%s)",
-        settings.host, port, "TLS" if settings.tls_cert else "plaintext", settings.namespace,
+        "serving recommender.v1 on %s:%d (role %s; %s; namespace %r; Redis %s%s%s)",
+        settings.host, port, settings.role, "TLS" if settings.tls_cert else "plaintext",
+        settings.namespace,
         mask_url(settings.redis_url) or "embedded",
         "; write tokens required" if settings.write_token else "",
         f"; metrics on :{settings.metrics_port}" if settings.metrics_port else "",

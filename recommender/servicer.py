@@ -18,6 +18,7 @@ from recommender.errors import (
     DeadlineExceeded,
     NewsrecError,
     StoreUnavailable,
+    WrongRole,
     status_code,
 )
 from recommender.interceptors import CALLER
@@ -30,6 +31,11 @@ R = TypeVar("R")
 BOUNDED = frozenset({"GetRelated", "GetPopular", "GetModelInfo", "RecordEvents", "DeleteArticle"})
 """Calls that finish within redis_timeout_seconds even when the client sets no deadline (an
 upsert may load a version's vectors first, and a stream lasts as long as its client sends)."""
+ROLE_METHODS = {
+    "reader": frozenset({"GetRelated", "GetPopular"}),
+    "writer": frozenset({"UpsertArticles", "DeleteArticle"}),
+}
+"""Calls only that role (or "all") answers; the others (model info, events) every role does."""
 
 
 def grpc_errors(
@@ -42,6 +48,7 @@ def grpc_errors(
     @functools.wraps(handler)
     async def wrapped(self: RecommenderServicer, request: Any, context: Any) -> R:
         try:
+            self.check_role(method)
             return await self.bounded(method, handler(self, request, context), context)
         except StoreUnavailable as exc:
             fallback = self.last_good.get(_request_key(method, request))
@@ -76,11 +83,25 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     """Each method hands the request to RecommenderService."""
 
     def __init__(
-        self, service: RecommenderService, last_good_entries: int, redis_timeout: float = 2.0
+        self,
+        service: RecommenderService,
+        last_good_entries: int,
+        redis_timeout: float = 2.0,
+        role: str = "all",
     ) -> None:
         self.service = service
         self.last_good = LRU(last_good_entries)
         self.redis_timeout = redis_timeout
+        self.role = role
+
+    def check_role(self, method: str) -> None:
+        """WrongRole when `method` belongs to a role this replica does not have."""
+        for role, methods in ROLE_METHODS.items():
+            if method in methods and self.role not in (role, "all"):
+                raise WrongRole(
+                    f"{method}: this replica serves the {self.role} role (NEWSREC_ROLE="
+                    f"{self.role}); send {method} to a replica with role {role} or all"
+                )
 
     async def bounded(self, method: str, call: Awaitable[R], context: Any) -> R:
         """The call's result, or DeadlineExceeded when its client deadline passes first, or
