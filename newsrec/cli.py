@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"newsrec: error: {extra}", file=sys.stderr)
         return 2
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         print(f"newsrec {args.command}: error: Redis: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -29,6 +29,9 @@ class Settings:
 
     redis_url: str = ""
     """Redis to use, e.g. redis://host:6379/0. Empty: start an embedded Redis under data_dir."""
+    redis_cluster: bool = False
+    """redis_url names a node of a Redis Cluster: use redis-py's cluster client (every process:
+    server, training, commands). Needs a redis:// or rediss:// URL (not the embedded Redis)."""
     namespace: str = "newsrec"
     """Prefix of every Redis key, so several deployments can share one Redis."""
     data_dir: Path = Path(".newsrec")

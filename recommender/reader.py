@@ -30,8 +30,9 @@ from recommender.store import codec
 from recommender.store.codec import Candidate, PopularList, text
 from recommender.store.keys import Keys
 
-REDIS_FAILED = (redis.RedisError, OSError)
-"""Every failure of a Redis call: unreachable, timed out, out of memory, read-only, scripts."""
+REDIS_FAILED = (redis.RedisError, OSError, redis.exceptions.RedisClusterException)
+"""Every failure of a Redis call: unreachable, timed out, out of memory, read-only, scripts,
+and the cluster client's own (no node reachable, a slot no node serves)."""
 log = logging.getLogger("newsrec.reader")
 
 

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from recommender import metrics
 from recommender.config import ConfigError, Settings, mask_url
-from recommender.connect import async_client
+from recommender.connect import async_client, check_server_client, keys_for
 from recommender.health import StoreHealth
 from recommender.interceptors import ServerInterceptor
 from recommender.live.articles import ArticleWriter
@@ -24,7 +24,6 @@ from recommender.live.events import EventWriter
 from recommender.reader import Reader
 from recommender.service import RecommenderService
 from recommender.servicer import RecommenderServicer
-from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from recommender.validation import Limits
@@ -41,7 +40,7 @@ def make_service(settings: Settings) -> RecommenderService:
     """The service on the configured (or embedded) Redis."""
     reader = Reader(
         async_client(settings),
-        Keys(settings.namespace),
+        keys_for(settings),
         settings.pointer_cache_seconds,
         settings.cache_entries,
         StoreHealth(settings.redis_grace_seconds),
@@ -136,12 +135,13 @@ async def serve(settings: Settings) -> None:
     if settings.metrics_port:
         metrics.serve_metrics(settings.metrics_port)
     service = make_service(settings)
+    await check_server_client(service.reader.client, settings)
     server, port = await create_server(settings, service)
     log.info(
-        "serving recommender.v1 on %s:%d (role %s; %s; namespace %r; Redis %s%s%s)",
+        "serving recommender.v1 on %s:%d (role %s; %s; namespace %r; Redis %s%s%s%s)",
         settings.host, port, settings.role, "TLS" if settings.tls_cert else "plaintext",
-        settings.namespace,
-        mask_url(settings.redis_url) or "embedded",
+        settings.namespace, mask_url(settings.redis_url) or "embedded",
+        " (cluster)" if settings.redis_cluster else "",
         "; write tokens required" if settings.write_token else "",
         f"; metrics on :{settings.metrics_port}" if settings.metrics_port else "",
     )  # fmt: skip

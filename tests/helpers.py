@@ -29,6 +29,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from recommender.config import Settings
 from recommender.domain import Article
 from recommender.server import create_server
+from recommender.service import RecommenderService
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from training.metrics import precision_at_k as list_precision
 from training.related.params import RelatedParams, make_vectorizer
@@ -64,11 +65,11 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
 class ServerThread:
     """A real grpc.aio server on its own event loop in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, service: RecommenderService | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        future = asyncio.run_coroutine_threadsafe(create_server(settings), self.loop)
+        future = asyncio.run_coroutine_threadsafe(create_server(settings, service), self.loop)
         self.server, self.port = future.result(timeout=30)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         self.stub = pb_grpc.RecommenderStub(self.channel)
@@ -171,11 +172,12 @@ class RedisProcess:
         binary: str = "",
         tls: Certificates | None = None,
         password: str = "",
+        port: int = 0,
     ) -> None:
         self.folder, self.args, self.persist = folder, list(args), persist
         self.tls, self.password = tls, password
         self.binary = binary or redis_binary()
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
         self.start()

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.config import add_settings_flags, settings_from_args
-from recommender.connect import sync_client
-from recommender.store.keys import Keys
+from recommender.connect import keys_for, sync_client
 from training import publish as pub
 from training.lock import RunLock, add_lock_flag, flip_pointer, wait_flag
 from training.modeldir import find_model_dir, verify_model_dir
@@ -31,7 +30,7 @@ def add_publish(parser: argparse.ArgumentParser) -> None:
 def run_publish(args: argparse.Namespace) -> int:
     """Verify a model folder (namespace, checksums) and make it the live version."""
     settings = settings_from_args(args)
-    client, keys = sync_client(settings), Keys(settings.namespace)
+    client, keys = sync_client(settings), keys_for(settings)
     wait = wait_flag(args.wait_for_lock)
     with RunLock(client, keys, "publish", settings.lock_lease_seconds, wait) as lock:
         folder = find_model_dir(settings.model_dir, keys.namespace, args.version)
@@ -65,7 +64,7 @@ def add_rollback(parser: argparse.ArgumentParser) -> None:
 def run_rollback(args: argparse.Namespace) -> int:
     """Point readers at an earlier published version, under the training lock."""
     settings = settings_from_args(args)
-    client, keys = sync_client(settings), Keys(settings.namespace)
+    client, keys = sync_client(settings), keys_for(settings)
     wait = wait_flag(args.wait_for_lock)
     with RunLock(client, keys, "rollback", settings.lock_lease_seconds, wait) as lock:
         version = pub.rollback(client, keys, args.to, lock)
@@ -96,7 +95,7 @@ def version_row(version: str, meta: dict[str, Any], state: str) -> str:
 def run_versions(args: argparse.Namespace) -> int:
     """Published versions (the live one marked) and pending ones, with their counts."""
     settings = settings_from_args(args)
-    client, keys = sync_client(settings), Keys(settings.namespace)
+    client, keys = sync_client(settings), keys_for(settings)
     live = pub.live_version(client, keys)
     published, pending = pub.published_versions(client, keys), pub.pending_versions(client, keys)
     if not published and not pending:

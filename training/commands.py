@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.config import add_settings_flags, settings_from_args
-from recommender.connect import sync_client
-from recommender.store.keys import Keys
+from recommender.connect import keys_for, sync_client
 from training.lock import add_lock_flag, wait_flag
 from training.sources.common import InputError, parse_time
 
@@ -99,7 +98,7 @@ def run_train(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    result = train(config, sync_client(settings), Keys(settings.namespace), log)
+    result = train(config, sync_client(settings), keys_for(settings), log)
     if args.quiet:
         seconds = sum(result.stage_seconds.values())
         print(f"published {result.version}: {result.meta['articles']} articles, {seconds:.1f}s")
@@ -183,7 +182,7 @@ def run_export_events(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     count = export_events(
         sync_client(settings),
-        Keys(settings.namespace),
+        keys_for(settings),
         args.out,
         parse_time(args.since) if args.since else None,
         parse_time(args.until) if args.until else None,

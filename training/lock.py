@@ -141,9 +141,10 @@ def flip_pointer(
     """SET the live pointer in one transaction with a check that `lock` is still ours (WATCH on
     the lock key), so a run whose lease lapsed cannot overwrite another run's version. With
     `new`, the same transaction moves the version from pending to published: a version is
-    never live and pending at once (leftover cleanup deletes pending versions)."""
+    never live and pending at once (leftover cleanup deletes pending versions). On a cluster the
+    four keys share one slot (store/keys.py), which a cluster transaction needs."""
     try:
-        with client.pipeline() as pipe:
+        with client.pipeline(transaction=True) as pipe:
             if lock is not None:
                 pipe.watch(keys.lock)
                 if pipe.get(keys.lock) != lock.token:

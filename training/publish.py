@@ -17,6 +17,7 @@ import redis
 from tqdm import tqdm
 
 from recommender.store import codec
+from recommender.store.cluster import get_many, set_many
 from recommender.store.codec import text
 from recommender.store.keys import Keys
 from recommender.store.vectors import read_chunks
@@ -84,7 +85,8 @@ def publish_folder(
     mark_pending(client, keys, version)
     total = int(meta.get("records", 0)) + 1 + int(meta.get("vector_chunks", 0))
     bar = tqdm(total=total, desc="publish", unit="key", disable=not options.progress)
-    # One MSET per batch: a quarter of the client time of as many pipelined SETs.
+    # One MSET per batch: a quarter of the client time of as many pipelined SETs (on a
+    # cluster, one MSET per slot, pipelined per node: the version's keys spread over them all).
     batch: dict[str, bytes] = {}
     batch_bytes = 0
     for key, value in folder_records(folder, keys, version):
@@ -92,11 +94,11 @@ def publish_folder(
         batch_bytes += len(value)
         # Bounded by bytes too: a batch of 32 MB corpus chunks would hold GBs in the client.
         if len(batch) == options.batch_size or batch_bytes >= PIPELINE_BYTES:
-            client.mset(batch)
+            set_many(client, batch)
             bar.update(len(batch))
             batch, batch_bytes = {}, 0
     if batch:
-        client.mset(batch)
+        set_many(client, batch)
     bar.update(max(0, total - bar.n))
     bar.close()
     client.set(keys.meta(version), codec.encode_meta(meta))
@@ -141,7 +143,8 @@ def rollback(
 
 
 def delete_version(client: redis.Redis, keys: Keys, version: str, batch: int = 1000) -> int:
-    """Remove every key of a version with SCAN + UNLINK (never KEYS); returns keys removed."""
+    """Remove every key of a version with SCAN + UNLINK (never KEYS); returns keys removed. On
+    a cluster, redis-py SCANs every primary and splits each UNLINK by slot."""
     removed = 0
     chunk: list[bytes] = []
     for key in client.scan_iter(match=keys.version_prefix(version) + "*", count=batch):
@@ -188,5 +191,5 @@ def kept_versions(client: redis.Redis, keys: Keys) -> set[str]:
 
 def version_meta(client: redis.Redis, keys: Keys, versions: list[str]) -> list[dict[str, Any]]:
     """Each version's manifest summary as published ({} where none is)."""
-    raws = client.mget([keys.meta(v) for v in versions]) if versions else []
-    return [codec.decode_meta(bytes(raw)) if raw else {} for raw in raws]  # type: ignore[arg-type]
+    raws = get_many(client, [keys.meta(v) for v in versions])
+    return [codec.decode_meta(bytes(raw)) if raw else {} for raw in raws]

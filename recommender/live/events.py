@@ -1,6 +1,7 @@
 """Live reader events: validated, deduplicated per session (or per caller, for clicks without a
 session), counted into the trending counters (recommender/live/counters.py) and appended to the
-event stream the nightly job exports: all of a batch in one atomic script call, or none of it."""
+event stream the nightly job exports: all of a batch in one atomic script call, or none of it
+(on Redis Cluster, in single-slot steps: live/cluster_events.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 
 from recommender.config import Settings
 from recommender.domain import CLICK, IMPRESSION, is_valid_id
+from recommender.live.cluster_events import ClusterBatch, record_on_cluster
 from recommender.live.config import VersionConfig
 from recommender.live.counters import plan_counters
 from recommender.reader import Reader
 from recommender.store import codec, keys, scripts
+from recommender.store.cluster import is_cluster
 from recommender.store.codec import BatchReply, EventRow
 from recommender.v1 import recommender_pb2 as pb
 from recommender.validation import check_timestamp, valid_timestamp
@@ -245,7 +248,8 @@ class EventWriter:
         batch_id: str,
     ) -> tuple[bool, BatchReply]:
         """The batch's one script call: dedup check-and-add, counters, stream entry and reply
-        record, atomically. Returns (replayed, reply)."""
+        record, atomically (on Redis Cluster, the same writes in single-slot steps:
+        live/cluster_events.py). Returns (replayed, reply)."""
         period = max(1, int(cfg.dedup))
         split = split_clicks(checked.rows, caller, period, self.keys)
         order = split.counted + split.waiting  # the stream entry's rows, in this order
@@ -258,18 +262,24 @@ class EventWriter:
         )
         rejections = _rejections_only(checked)
         totals = [b + p for b, p in zip(plan.base, plan.pending, strict=True)]
+        rejected = codec.encode_batch_rejections(rejections.rejected, rejections.rejected_events)
+        rows = codec.encode_event_batch([checked.rows[n] for n in order])
+        if is_cluster(self.reader.client):  # a batch's keys span slots: single-slot steps
+            batch = ClusterBatch(
+                self.keys.batch(batch_id) if batch_id else "", self.batch_ttl,
+                keys.dedup_ttl(period), keys.counter_ttl(cfg.window), self.stream_max_batches,
+                len(split.counted), split.duplicates, split.sets, split.sizes, split.members,
+                plan, totals, rejected, rows,
+            )  # fmt: skip
+            return await record_on_cluster(self.reader, self.keys, batch)
         args = [
             self.batch_ttl if batch_id else 0, len(split.sets), keys.dedup_ttl(period),
             keys.counter_ttl(cfg.window), self.stream_max_batches, len(split.counted),
-            split.duplicates,
-            codec.encode_batch_rejections(rejections.rejected, rejections.rejected_events),
-            *scripts.pack_slots(plan.slots, totals),
+            split.duplicates, rejected, *scripts.pack_slots(plan.slots, totals),
             *scripts.pack_fallbacks(plan.base, plan.waiting),
             scripts.pack_lines(split.members), " ".join(map(str, split.sizes)),
             " ".join(map(str, plan.template_of[len(split.counted) :])),
-            scripts.pack_templates(plan.templates),
-            codec.encode_event_batch([checked.rows[n] for n in order]),
-            keys.EVENTS_FIELD, keys.SKIPPED_FIELD,
+            scripts.pack_templates(plan.templates), rows, keys.EVENTS_FIELD, keys.SKIPPED_FIELD,
         ]  # fmt: skip
         batch_key = self.keys.batch(batch_id) if batch_id else self.keys.events
         script_keys = [self.keys.events, batch_key, *split.sets, *plan.keys]

@@ -34,9 +34,12 @@ Live state, beside the versions and folded in by the next training run:
   ns:rt:batch:<batch_id>   string: a RecordEvents batch's reply (codec.encode_batch_reply), so a
                            retry with the same batch_id counts nothing again; TTL a setting (24 h)
 A version's keys never change once written, so they can be cached in-process without
-invalidation. Reads and version writes touch one key a command; an event batch is one script
-over its dedup sets, counter hashes, the stream and its reply record (atomic on one Redis; on
-Redis Cluster those keys span slots, and the batch_id is what makes a retry safe there).
+invalidation. Reads and version writes touch one key a command (a publish's MSET is split by
+slot on a cluster); an event batch is one script over its dedup sets, counter hashes, the stream
+and its reply record on one Redis, and single-slot steps on a cluster (live/cluster_events.py).
+On Redis Cluster (Keys(ns, cluster=True)) the pointer, versions, pending and lock keys are named
+{ns}:current, {ns}:versions, {ns}:pending and {ns}:lock: one hash slot for the flip's transaction.
+Nothing else is hash-tagged, so a version's keys spread over every primary.
 Encodings are in store/codec.py (JSON values) and store/vectors.py (vector blobs).
 """
 
@@ -81,14 +84,18 @@ def section_key_part(section: str) -> str:
 
 
 class Keys:
-    """Builds every Redis key name for one namespace."""
+    """Builds every Redis key name for one namespace. On Redis Cluster (`cluster`), the four
+    control keys carry the hash tag {ns} so they share one slot: the pointer flip checks the lock
+    and moves the version from pending to published in one transaction. They are small (a
+    version name, a few dozen set members); every other key is hashed on its whole name."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, cluster: bool = False) -> None:
         self.namespace = namespace
-        self.pointer = f"{namespace}:current"
-        self.versions = f"{namespace}:versions"
-        self.pending = f"{namespace}:pending"
-        self.lock = f"{namespace}:lock"
+        control = "{" + namespace + "}" if cluster else namespace
+        self.pointer = f"{control}:current"
+        self.versions = f"{control}:versions"
+        self.pending = f"{control}:pending"
+        self.lock = f"{control}:lock"
         self.epoch = f"{namespace}:rt:epoch"
         self.deleted = f"{namespace}:rt:deleted"
         self.upserted = f"{namespace}:rt:upserted"

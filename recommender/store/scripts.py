@@ -119,6 +119,23 @@ back out), appends the rows to the stream with the positions of the repeats, and
 {0, reply}: codec.encode_batch_reply's "accepted deduplicated rejections", stored too (with its
 TTL) when there is a batch_id. Only a batch with repeats parses ARGV 12, 13, 16 and 17."""
 
+# Redis Cluster refuses a script whose keys span slots, and a batch's keys do: there a batch is
+# written in single-slot steps (live/cluster_events.py), the first of which checks and adds the
+# members of one dedup set atomically, so two batches never both count one (session, article).
+DEDUP_SET = """
+local fresh, added = {}, 0
+for member in string.gmatch(ARGV[2], '[^\\n]+') do
+  local new = redis.call('SADD', KEYS[1], member)
+  fresh[#fresh + 1] = new
+  added = added + new
+end
+if added > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return fresh
+"""
+"""Add newline-separated members (ARGV[2]) to one dedup set (KEYS[1]) and return, per member,
+1 if it was new or 0 if the set held it; set the TTL (ARGV[1]) when any was new, as
+RECORD_BATCH does."""
+
 
 def pack_lines(lines: Iterable[str]) -> str:
     """Newline-separated (members, templates)."""

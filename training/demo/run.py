@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 
 from recommender.config import Settings
+from recommender.connect import keys_for
 from recommender.server import create_server
-from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from training.demo.generate import DemoSpec, generate
@@ -74,8 +74,7 @@ async def _query(port: int, sample_id: str, section: str, all_ids: list[str]) ->
 
 def run_demo(settings: Settings, data_dir: Path) -> int:
     """The whole demo; returns the exit status."""
-    import redis as redis_sync
-
+    from recommender.connect import sync_client
     from recommender.embedded import resolve_redis_url
 
     articles_path, clicks_path = data_dir / "articles.jsonl", data_dir / "clicks.jsonl"
@@ -84,7 +83,7 @@ def run_demo(settings: Settings, data_dir: Path) -> int:
         generate(data_dir, DemoSpec())
     url = resolve_redis_url(settings.redis_url, settings.data_dir)
     print(f"Redis: {url}")
-    client = redis_sync.Redis.from_url(url)
+    client = sync_client(settings)
     config = TrainConfig(
         articles=articles_path,
         clicks=clicks_path,
@@ -94,7 +93,7 @@ def run_demo(settings: Settings, data_dir: Path) -> int:
         gates=Gates.from_settings(settings),
         lock_lease_seconds=settings.lock_lease_seconds,
     )
-    result = train(config, client, Keys(settings.namespace), log=lambda m: print(f"  {m}"))
+    result = train(config, client, keys_for(settings), log=lambda m: print(f"  {m}"))
     print(
         f"trained and published {result.version} in {sum(result.stage_seconds.values()):.1f}s"
         f" (peak RSS {result.peak_rss_mb:,.0f} MB)"
