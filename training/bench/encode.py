@@ -31,7 +31,9 @@ def _torch_encoder(model: str, threads: int) -> Any:
     """sentence-transformers' computation through transformers on torch."""
     import torch
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # the bench's table is the output
     torch.set_num_threads(threads)
     folder = str(find_model(model))
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
