@@ -19,7 +19,7 @@ from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from tests.corpus import write_corpus
-from tests.helpers import eventually, newsrec_env
+from tests.helpers import eventually, newsrec, newsrec_env
 from tests.test_layout import mapped
 from training.bench.processes import free_port, wait_serving
 from training.pipeline import TrainConfig, train
@@ -97,3 +97,31 @@ def test_a_reader_and_a_writer_share_one_namespace(
 def test_an_unknown_role_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="role must be one of all, reader, writer"):
         load_settings(env={"NEWSREC_ROLE": "primary"})
+
+
+@pytest.mark.slow
+def test_a_publish_and_a_rollback_reach_every_replica_within_the_pointer_interval(
+    tmp_path: Path, settings: Settings, client: redis.Redis
+) -> None:
+    """Replicas cache the live pointer at most pointer_cache_seconds (their sync loop re-reads
+    it every 100 ms): a new version, and a rollback, are served by all of them within that."""
+    articles, clicks = write_corpus(tmp_path)
+    config = TrainConfig(articles=articles, clicks=clicks, model_dir=settings.model_dir,
+                         progress=False)  # fmt: skip
+    keys = Keys(settings.namespace)
+    first = train(config, client, keys, log=lambda _m: None).version
+    bound = settings.pointer_cache_seconds + 0.5  # 0.5 s for process scheduling on CI
+
+    def versions(stubs: list[pb_grpc.RecommenderStub]) -> set[str]:
+        return {s.GetModelInfo(pb.GetModelInfoRequest()).model_version for s in stubs}
+
+    with (
+        replica(settings, "reader", tmp_path / "a.err") as (one, _),
+        replica(settings, "all", tmp_path / "b.err") as (two, _),
+    ):
+        assert versions([one, two]) == {first}
+        second = train(config, client, keys, log=lambda _m: None).version
+        assert eventually(lambda: versions([one, two]) == {second}, seconds=bound)
+        rolled = newsrec(settings, "rollback", "--to", first)
+        assert rolled.returncode == 0, rolled.stderr
+        assert eventually(lambda: versions([one, two]) == {first}, seconds=bound)
