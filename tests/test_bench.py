@@ -111,3 +111,19 @@ def test_bench_encode_compares_onnxruntime_with_torch(settings: Settings, tmp_pa
     for row in result["rows"]:
         assert 0 < row["one_p50_ms"] <= row["one_p99_ms"] < 10_000 and row["batch_per_s"] > 0
     assert "onnxruntime / torch, batch throughput" in done.stdout
+
+
+@pytest.mark.slow
+def test_bench_replicas_measures_a_reader_and_a_writer(settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "replicas.json"
+    done = run_cli(settings, "bench", "replicas", "--articles", "300", "--upserts", "5",
+                   "--events", "2500", "--calls", "50", "--json", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["events_accepted"] == 2500  # three messages, the last one partial
+    for reads in (result["related_before"], result["related_after"]):
+        assert 0 < reads["p50_ms"] <= reads["p99_ms"] < 10_000
+    assert 0 < result["upsert"]["p50_ms"] <= result["upsert"]["p99_ms"] < 10_000
+    # the writer holds the vectors and the encoder; the reader neither
+    assert 30 < result["reader_rss_mb_after"] < result["writer_rss_mb"]
+    assert "reader after: GetRelated" in done.stdout

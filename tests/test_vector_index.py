@@ -3,12 +3,14 @@ JSON text model (no scikit-learn at serve time), and the same blended scores."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recommender.live.vectors import DENSE_PARTS, LiveRows
 from recommender.textmodel import TextModel
 from tests.corpus import make_articles
 from tests.helpers import as_articles, shared_file, trained_and_served
@@ -28,6 +30,34 @@ def test_served_scores_equal_training_scores(lsa_weight: float, tmp_path: Path) 
         trained = model.arrays["indices"][row][:10]
         assert np.allclose(blended[trained], model.arrays["scores"][row][:10], atol=1e-4)
         assert blended[row] == 0.0 and ids[row] == articles[row].id
+
+
+def test_live_rows_grow_by_appending_and_equal_a_fresh_stack(tmp_path: Path) -> None:
+    """Upserts append to the stacked live rows (no restack per upsert); edits and takedowns
+    restack; either way the rows, and the scores against them, are those of a fresh stack."""
+    articles = as_articles(make_articles(per_topic=25))
+    _, index = trained_and_served(articles, RelatedParams(lsa_dims=20), tmp_path)
+    index._live_rows()  # stacked (empty) before the first upsert, as a serving writer has it
+    for n, article in enumerate(articles[:40]):
+        vector = index.vectorize(replace(article, id=f"new-{n}"))
+        index.score(vector, f"new-{n}")
+        index.set_live(f"new-{n}", vector)
+        if n == 20:
+            index.set_live("new-3", None)  # a takedown, then more appends
+        if n == 30:
+            index.set_live("new-5", index.live["new-6"])  # an edit
+    grown = index._live_rows()
+    assert len(grown.buffers["embedding"]) > len(grown.ids)  # spare capacity, amortised growth
+    fresh = LiveRows.of(list(index.live.items()), index.width, index.dims)
+    assert grown.ids == fresh.ids and "new-3" not in grown.ids
+    assert (grown.rows != fresh.rows).nnz == 0
+    for name in DENSE_PARTS:
+        assert np.array_equal(grown.part(name), fresh.part(name)), name
+    probe = index.vectorize(articles[50])
+    _, blended, _ = index.score(probe, articles[50].id)
+    index._stacked = fresh
+    _, again, _ = index.score(index.vectorize(articles[50]), articles[50].id)
+    assert np.allclose(blended, again, atol=1e-6)
 
 
 @pytest.mark.slow

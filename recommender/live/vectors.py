@@ -176,32 +176,24 @@ class VectorIndex:
         return lsa, emb
 
     def set_live(self, article_id: str, vector: LiveVector | None) -> None:
-        """Add, replace or (vector None) drop a live article's vector."""
+        """Add, replace or (vector None) drop a live article's vector. A new article is
+        appended to the stacked live rows (amortised: no restack per upsert); a replaced or
+        dropped one restacks them on next use."""
         if vector is None:
             if self.live.pop(article_id, None) is None:
                 return
-        else:
-            self.live[article_id] = vector
-        self._stacked = None
+            self._stacked = None
+            return
+        known = article_id in self.live
+        self.live[article_id] = vector
+        if known:
+            self._stacked = None
+        elif self._stacked is not None:
+            self._stacked.append(article_id, vector)
 
     def _live_rows(self) -> LiveRows:
         if self._stacked is None:
-            ids = list(self.live)
-            vectors = [self.live[i] for i in ids]
-            rows = (
-                sp.vstack([v.tfidf for v in vectors]).tocsr()
-                if ids
-                else sp.csr_matrix((0, self.width), dtype=np.float32)
-            )
-            lsa_dims, emb_dims = self.dims
-            self._stacked = LiveRows(
-                ids,
-                rows,
-                _stack([v.raw for v in vectors], lsa_dims),
-                _stack([v.lsa for v in vectors], lsa_dims),
-                _stack([v.embedding_raw for v in vectors], emb_dims),
-                _stack([v.embedding for v in vectors], emb_dims),
-            )
+            self._stacked = LiveRows.of(list(self.live.items()), self.width, self.dims)
         return self._stacked
 
     def score(
@@ -298,17 +290,69 @@ def _cosines(
     return np.concatenate([base @ row, live @ row]).astype(np.float32)
 
 
-@dataclass(frozen=True)
+DENSE_PARTS = ("raw", "lsa", "embedding_raw", "embedding")
+"""A live vector's dense parts, in LiveRows' order."""
+
+
+@dataclass
 class LiveRows:
-    """The live articles' rows stacked, in one order: ids, TF-IDF, raw and final LSA, raw and
-    final embedding."""
+    """The live articles' rows stacked, in one order: ids, TF-IDF, and each dense part in a
+    buffer with spare capacity (doubling), so appending an upsert copies one row, not all."""
 
     ids: list[str]
     rows: sp.csr_matrix
-    raw: NDArray[np.float32]
-    lsa: NDArray[np.float32]
-    embedding_raw: NDArray[np.float32]
-    embedding: NDArray[np.float32]
+    buffers: dict[str, NDArray[np.float32]]
+
+    @classmethod
+    def of(cls, items: list[tuple[str, LiveVector]], width: int, dims: tuple[int, int]) -> LiveRows:
+        """Stack every live vector at once (built from arrays, not row by row)."""
+        tfidf = [v.tfidf for _, v in items]
+        rows = sp.csr_matrix(
+            (
+                np.concatenate([r.data for r in tfidf]) if tfidf else np.zeros(0, np.float32),
+                np.concatenate([r.indices for r in tfidf]) if tfidf else np.zeros(0, np.int32),
+                np.concatenate([[0], np.cumsum([r.nnz for r in tfidf])]).astype(np.int64),
+            ),
+            shape=(len(items), width),
+            dtype=np.float32,
+        )
+        sizes = dict(zip(DENSE_PARTS, (dims[0], dims[0], dims[1], dims[1]), strict=True))
+        buffers = {name: _stack([getattr(v, name) for _, v in items], sizes[name])
+                   for name in DENSE_PARTS}  # fmt: skip
+        return cls([aid for aid, _ in items], rows, buffers)
+
+    def append(self, article_id: str, vector: LiveVector) -> None:
+        """One more live article at the end."""
+        count = len(self.ids)
+        self.rows = sp.vstack([self.rows, vector.tfidf], format="csr", dtype=np.float32)
+        for name, buffer in self.buffers.items():
+            if count == len(buffer):
+                grown = np.zeros((max(16, 2 * count), buffer.shape[1]), dtype=np.float32)
+                grown[:count] = buffer
+                self.buffers[name] = buffer = grown
+            part = getattr(vector, name)
+            buffer[count] = 0.0 if part is None else part
+        self.ids.append(article_id)
+
+    def part(self, name: str) -> NDArray[np.float32]:
+        """One dense part's rows (a view of its buffer)."""
+        return self.buffers[name][: len(self.ids)]
+
+    @property
+    def raw(self) -> NDArray[np.float32]:
+        return self.part("raw")
+
+    @property
+    def lsa(self) -> NDArray[np.float32]:
+        return self.part("lsa")
+
+    @property
+    def embedding_raw(self) -> NDArray[np.float32]:
+        return self.part("embedding_raw")
+
+    @property
+    def embedding(self) -> NDArray[np.float32]:
+        return self.part("embedding")
 
 
 def _gather(

@@ -1,5 +1,6 @@
-"""`newsrec bench related|serve|upsert|footprint|encode`: the benchmarks (see newsrec/cli.py). Their
-figures go to benchmarks/RESULTS.md by hand, with the machine and load they ran on."""
+"""`newsrec bench related|serve|upsert|footprint|encode|replicas`: the benchmarks (see
+newsrec/cli.py). Their figures go to benchmarks/RESULTS.md by hand, with the machine and load
+they ran on."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     u.add_argument("--articles", type=int, default=20_000)
     u.add_argument("--upserts", type=int, default=200)
     u.add_argument("--json", type=Path, help="also write the figures here")
+    r = benches.add_parser("replicas", help="a reader and a writer: memory, live-state growth")
+    r.add_argument("--redis-url", help="Redis URL (default $NEWSREC_REDIS_URL, else embedded)")
+    r.add_argument("--articles", type=int, default=20_000)
+    r.add_argument("--upserts", type=int, default=10_000, help="upserts through the writer")
+    r.add_argument("--events", type=int, default=1_000_000, help="events through the reader")
+    r.add_argument("--calls", type=int, default=10_000, help="GetRelated calls before and after")
+    r.add_argument("--json", type=Path, help="also write the figures here")
     e = benches.add_parser("encode", help="the encoder on ONNX Runtime against torch")
     e.add_argument("--articles", type=int, default=256, help="demo texts encoded in batches")
     e.add_argument("--singles", type=int, default=50, help="texts encoded one at a time")
@@ -80,7 +88,8 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     """Dispatch `newsrec bench <what>`."""
     runs = {"related": bench_related, "serve": bench_serve, "upsert": bench_upsert,
-            "footprint": bench_footprint, "encode": bench_encode}  # fmt: skip
+            "footprint": bench_footprint, "encode": bench_encode,
+            "replicas": bench_replicas}  # fmt: skip
     return runs[args.bench_command](args)
 
 
@@ -171,4 +180,13 @@ def bench_encode(args: argparse.Namespace) -> int:
     from training.bench.encode import run
 
     _write_json(args.json, run(args.articles, args.singles, args.threads, args.rounds))
+    return 0
+
+
+def bench_replicas(args: argparse.Namespace) -> int:
+    """A reader and a writer replica; reads before and after live state grows."""
+    from training.bench.replicas import run
+
+    figures = run(_redis_url(args), args.articles, args.upserts, args.events, args.calls)
+    _write_json(args.json, figures)
     return 0

@@ -64,10 +64,10 @@ def processes(commands: list[list[str]], target: str) -> Iterator[list[subproces
             proc.wait(timeout=30)
 
 
-def serve_command(port: int, redis_url: str, namespace: str) -> list[str]:
+def serve_command(port: int, redis_url: str, namespace: str, role: str = "all") -> list[str]:
     """`newsrec serve` on a port, a Redis and a namespace, as a subprocess command."""
     return [sys.executable, "-m", "newsrec.cli", "serve", "--port", str(port),
-            "--redis-url", redis_url, "--namespace", namespace]  # fmt: skip
+            "--redis-url", redis_url, "--namespace", namespace, "--role", role]  # fmt: skip
 
 
 def drop_namespace(client: redis.Redis, namespace: str) -> None:

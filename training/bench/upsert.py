@@ -19,7 +19,7 @@ from training.bench.processes import free_port, processes, rss_mb, serve_command
 from training.demo.generate import DemoSpec, generate
 
 
-def _inputs(path: Path, count: int) -> list[pb.ArticleInput]:
+def upsert_inputs(path: Path, count: int) -> list[pb.ArticleInput]:
     """The first `count` articles of a generated export, renamed so they are new."""
     result = []
     with path.open() as handle:
@@ -39,6 +39,22 @@ def _inputs(path: Path, count: int) -> list[pb.ArticleInput]:
     return result
 
 
+def upsert_one_by_one(
+    stub: pb_grpc.RecommenderStub, batch: list[pb.ArticleInput]
+) -> tuple[float, list[float]]:
+    """Seconds of the first upsert (it loads the vectors and the model), then the latency in ms
+    of each of the others, one article a call."""
+    started = time.perf_counter()
+    stub.UpsertArticles(pb.UpsertArticlesRequest(articles=batch[:1]), timeout=600)
+    first = time.perf_counter() - started
+    latencies = []
+    for article in batch[1:]:
+        started = time.perf_counter()
+        stub.UpsertArticles(pb.UpsertArticlesRequest(articles=[article]), timeout=60)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return first, latencies
+
+
 def run(redis_url: str, articles: int, upserts: int, log: Any = print) -> dict[str, Any]:
     """Train, serve, upsert; returns the figures."""
     client = redis.Redis.from_url(redis_url)
@@ -56,15 +72,8 @@ def run(redis_url: str, articles: int, upserts: int, log: Any = print) -> dict[s
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
         ):
             stub = pb_grpc.RecommenderStub(channel)
-            batch = _inputs(extra / "articles.jsonl", upserts + 1)
-            started = time.perf_counter()
-            stub.UpsertArticles(pb.UpsertArticlesRequest(articles=batch[:1]), timeout=600)
-            result["first_upsert_seconds"] = time.perf_counter() - started
-            latencies = []
-            for article in batch[1:]:
-                started = time.perf_counter()
-                stub.UpsertArticles(pb.UpsertArticlesRequest(articles=[article]), timeout=60)
-                latencies.append((time.perf_counter() - started) * 1000)
+            batch = upsert_inputs(extra / "articles.jsonl", upserts + 1)
+            result["first_upsert_seconds"], latencies = upsert_one_by_one(stub, batch)
             p50, p99 = np.percentile(latencies, [50, 99])
             result.update(upserts=len(latencies), p50_ms=float(p50), p99_ms=float(p99),
                           max_ms=max(latencies), server_rss_mb=rss_mb(server.pid))  # fmt: skip

@@ -1,0 +1,102 @@
+"""`newsrec bench replicas`: a reader and a writer replica on one N-article model, and whether
+live state slows reads as it grows.
+
+A `newsrec serve --role reader` and a `--role writer` process share a trained namespace. The
+reader answers GetRelated (latency, then its memory: it never loads the corpus vectors); the
+writer takes U upserts one at a time (latency, its memory after the first and the last); then
+E events stream in (StreamEventBatches, 1,000 a message), and the same GetRelated calls run
+again: live insertions and counters must not slow reads down.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+import redis
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from recommender.v1 import recommender_pb2 as pb
+from recommender.v1 import recommender_pb2_grpc as pb_grpc
+from training.bench.machine import machine
+from training.bench.processes import free_port, processes, rss_mb, serve_command, trained_demo
+from training.bench.upsert import upsert_inputs, upsert_one_by_one
+from training.demo.generate import DemoSpec, generate
+
+
+def _related_ms(stub: pb_grpc.RecommenderStub, ids: list[str], calls: int) -> dict[str, float]:
+    latencies = []
+    for n in range(calls):
+        started = time.perf_counter()
+        stub.GetRelated(pb.GetRelatedRequest(article_id=ids[n % len(ids)]), timeout=10)
+        latencies.append((time.perf_counter() - started) * 1000)
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return {"p50_ms": float(p50), "p99_ms": float(p99)}
+
+
+def _event_batches(
+    ids: list[str], events: int, size: int = 1000
+) -> Iterator[pb.RecordEventsRequest]:
+    draw = random.Random(5)
+    now = int(time.time())
+    for start in range(0, events, size):
+        batch = [pb.Event(article_id=draw.choice(ids), session_id=f"s{draw.randrange(10**6)}",
+                          ts=Timestamp(seconds=now - draw.randrange(3600)))
+                 for _ in range(min(size, events - start))]  # fmt: skip
+        yield pb.RecordEventsRequest(events=batch, batch_id=f"bench-{start}")
+
+
+def _upserts(stub: pb_grpc.RecommenderStub, batch: list[pb.ArticleInput]) -> dict[str, Any]:
+    first, latencies = upsert_one_by_one(stub, batch)
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return {"first_seconds": first, "p50_ms": float(p50), "p99_ms": float(p99),
+            "last_1000_p99_ms": float(np.percentile(latencies[-1000:], 99))}  # fmt: skip
+
+
+def run(url: str, articles: int, upserts: int, events: int, calls: int,
+        log: Any = print) -> dict[str, Any]:  # fmt: skip
+    """Train, start a reader and a writer, measure; returns the figures."""
+    client = redis.Redis.from_url(url)
+    result: dict[str, Any] = {"machine": machine(), "articles": articles, "upserts": upserts,
+                              "events": events, "calls": calls}  # fmt: skip
+    with trained_demo(client, DemoSpec(articles=articles, clicks_per_article=0), False) as demo:
+        ids = [
+            f"demo-{n:06d}"
+            for n in random.Random(3).sample(range(1, articles + 1), min(2000, articles))
+        ]
+        extra = demo.folder / "extra"
+        generate(extra, DemoSpec(articles=upserts + 1, clicks_per_article=0, seed=99))
+        ports = free_port(), free_port()
+        commands = [serve_command(port, url, demo.namespace, role)
+                    for port, role in zip(ports, ("reader", "writer"), strict=True)]  # fmt: skip
+        with (
+            processes(commands, f"127.0.0.1:{ports[1]}") as (reader, writer),
+            grpc.insecure_channel(f"127.0.0.1:{ports[0]}") as read_channel,
+            grpc.insecure_channel(f"127.0.0.1:{ports[1]}") as write_channel,
+        ):
+            reads = pb_grpc.RecommenderStub(read_channel)
+            writes = pb_grpc.RecommenderStub(write_channel)
+            result["related_before"] = _related_ms(reads, ids, calls)
+            result["reader_rss_mb_before"] = rss_mb(reader.pid)
+            log(f"reader: {calls:,} GetRelated {result['related_before']}, RSS "
+                f"{result['reader_rss_mb_before']:,.0f} MB")  # fmt: skip
+            result["upsert"] = _upserts(
+                writes, upsert_inputs(extra / "articles.jsonl", upserts + 1)
+            )
+            result["writer_rss_mb"] = rss_mb(writer.pid)
+            log(f"writer: {upserts:,} upserts {result['upsert']}, RSS "
+                f"{result['writer_rss_mb']:,.0f} MB")  # fmt: skip
+            started = time.perf_counter()
+            reply = reads.StreamEventBatches(_event_batches(ids, events), timeout=3600)
+            result["events_per_second"] = reply.accepted / (time.perf_counter() - started)
+            result["events_accepted"] = reply.accepted
+            result["related_after"] = _related_ms(reads, ids, calls)
+            result["reader_rss_mb_after"] = rss_mb(reader.pid)
+            log(f"events: {reply.accepted:,} accepted at {result['events_per_second']:,.0f}/s; "
+                f"reader after: GetRelated {result['related_after']}, RSS "
+                f"{result['reader_rss_mb_after']:,.0f} MB")  # fmt: skip
+    return result
