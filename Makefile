@@ -16,7 +16,7 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,training,workbench]'
+	$(PY) -m pip install --quiet -e '.[dev,training,workbench,dask]'
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv and install the project with its dev tools

@@ -31,7 +31,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Command -> (module, one-line help)."""
 
 
-EXTRAS = {"sklearn": "training", "numba": "training", "matplotlib": "workbench"}
+EXTRAS = {
+    "sklearn": "training",
+    "numba": "training",
+    "matplotlib": "workbench",
+    "dask": "dask",
+    "distributed": "dask",
+}
 """Optional dependencies and the extra that installs each (a serving image has none of them)."""
 
 

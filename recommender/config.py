@@ -40,6 +40,10 @@ class Settings:
     """Where training writes model/<version>/ folders."""
     embedding_store: Path = Path(".newsrec/embeddings")
     """Where training keeps article embeddings between runs (encode each article once)."""
+    dask_scheduler: str = ""
+    """A dask.distributed scheduler (tcp://host:port) that runs training's heavy stages
+    (vectorising, neighbour searches); empty: local processes and threads. Needs the dask
+    extra (pip install 'newsrec[dask]'); serving never reads it."""
     host: str = "127.0.0.1"
     """Address the gRPC server binds ("0.0.0.0" or "[::]" to serve other hosts)."""
     port: int = 50051
@@ -216,6 +220,8 @@ def _check(settings: Settings, source: str) -> None:
         raise ConfigError(f"{source}: gate_min_matched_events must be >= 0")
     if settings.redis_timeout_seconds <= 0 or settings.redis_grace_seconds < 0:
         raise ConfigError(f"{source}: redis_timeout_seconds must be > 0, redis_grace_seconds >= 0")
+    if any(c.isspace() for c in settings.dask_scheduler):
+        raise ConfigError(f"{source}: dask_scheduler {settings.dask_scheduler!r} has spaces")
     if settings.role not in ROLES:
         raise ConfigError(
             f"{source}: role must be one of {', '.join(ROLES)}, got {settings.role!r}"

@@ -36,6 +36,12 @@ def add_train(parser: argparse.ArgumentParser) -> None:
         help="skip up to N bad input rows instead of stopping (default 0)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress; one summary line")
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="run the heavy stages on this dask.distributed scheduler, e.g. tcp://host:8786"
+        " (default $NEWSREC_DASK_SCHEDULER, else local processes; needs newsrec[dask])",
+    )
     add_lock_flag(parser)
     add_gate_flags(parser)
 
@@ -69,7 +75,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.max_bad_rows < 0:
         raise InputError("--max-bad-rows must be >= 0")
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, dask_scheduler=args.dask_scheduler)
     related, trending = train_params(args)
     config = TrainConfig(
         articles=args.articles,
@@ -92,6 +98,7 @@ def run_train(args: argparse.Namespace) -> int:
         lock_lease_seconds=settings.lock_lease_seconds,
         wait_for_lock=wait_flag(args.wait_for_lock),
         embedding_store=settings.embedding_store,
+        dask_scheduler=settings.dask_scheduler or None,
     )
 
     def log(message: str) -> None:

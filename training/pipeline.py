@@ -21,6 +21,7 @@ from recommender.domain import Article
 from recommender.store.codec import PopularList
 from recommender.store.keys import Keys
 from recommender.store.vectors import chunk_count, write_vectors
+from training import compute
 from training import publish as pub
 from training.gates import (
     ClickMatch,
@@ -79,6 +80,9 @@ class TrainConfig:
     """None: stop at once when another run holds the lock; seconds (math.inf: no limit)."""
     embedding_store: Path | None = field(default_factory=default_store)
     """Where article embeddings are kept between runs (None: encode every article)."""
+    dask_scheduler: str | None = None
+    """A dask.distributed scheduler address: the heavy stages run on its workers (None: local
+    processes and threads; training/compute.py). The lists are the same either way."""
 
 
 @dataclass
@@ -160,7 +164,10 @@ def train(
     gates and publish; raises (leaving the live version alone, and nothing pending) on any
     failure or refusal."""
     config.model_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(client, keys, "train", config.lock_lease_seconds, config.wait_for_lock) as lock:
+    with (
+        RunLock(client, keys, "train", config.lock_lease_seconds, config.wait_for_lock) as lock,
+        compute.on_cluster(config.dask_scheduler),
+    ):
         leftovers = pub.remove_leftovers(client, keys, config.model_dir)
         version = pub.new_version()
         pub.mark_pending(client, keys, version)

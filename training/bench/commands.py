@@ -64,6 +64,19 @@ def _add_related(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="progress bars even without a tty")
     p.add_argument("--embedding-weight", type=float, metavar="W",
                    help="embedding share of the blend (default: shipped; 0: none)")  # fmt: skip
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="heavy stages on this dask scheduler (workers' peaks span their life)",
+    )
+    dask.add_argument(
+        "--dask-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="heavy stages on a LocalCluster of N one-thread worker processes",
+    )
     p.add_argument("--json", type=Path, help="also write every figure here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots here")
     p.add_argument("--runs", type=Path, nargs="*", default=[],
@@ -115,6 +128,7 @@ def bench_related(args: argparse.Namespace) -> int:
             sweeps=tuple((name, tuple(values)) for name, values in args.sweep),
             progress=args.progress or sys.stderr.isatty(),
             embedding_weight=args.embedding_weight,
+            dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers,
         )  # fmt: skip
         figures = run(config)
         _write_json(args.json, figures)

@@ -25,3 +25,7 @@ class BenchConfig:
     seed: int = 0
     embedding_weight: float | None = None
     """The blend's embedding share (None: the shipped default; 0: no encoder at all)."""
+    dask_scheduler: str | None = None
+    """Run the heavy stages on this dask.distributed scheduler (training/compute.py)."""
+    dask_workers: int = 0
+    """Or start a LocalCluster of this many one-thread worker processes for the run (0: none)."""

@@ -17,7 +17,8 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from training.bench.config import BenchConfig
 from training.bench.machine import machine
 from training.bench.probe import Probe
 from training.bench.related_report import table
+from training.compute import on_cluster, worker_peaks_mb
 from training.memory import TreeRssSampler, peak_rss_mb, release_memory, tree_rss_mb
 
 
@@ -47,8 +49,11 @@ def ensure_corpus(articles: int, corpus: Path | None) -> tuple[Path, float | Non
     return path, time.perf_counter() - start
 
 
-def run_path(config: BenchConfig, path: Path, probe: Probe) -> dict[str, float]:
-    """The training path with the probes in; returns its stage seconds."""
+def run_path(
+    config: BenchConfig, path: Path, probe: Probe, scheduler: str | None = None
+) -> dict[str, float]:
+    """The training path with the probes in (heavy stages on the dask `scheduler` if given);
+    returns its stage seconds."""
     from training.pipeline import TrainConfig, train
     from training.related.model import CANDIDATE_MARGIN, fit_related
     from training.related.params import RelatedParams
@@ -60,7 +65,7 @@ def run_path(config: BenchConfig, path: Path, probe: Probe) -> dict[str, float]:
     if not config.publish:
         with probe.installed(), probe.timed("read articles"):
             articles = read_articles(path, "auto", 0).articles
-        with probe.installed(), probe.timed("related total"):
+        with probe.installed(), probe.timed("related total"), on_cluster(scheduler):
             fit_related(articles, params, config.k + CANDIDATE_MARGIN, config.progress)
         return {}
     import redis
@@ -77,7 +82,7 @@ def run_path(config: BenchConfig, path: Path, probe: Probe) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp, probe.installed():
             train_config = TrainConfig(
                 articles=path, model_dir=Path(tmp), related=params, progress=config.progress,
-                publish_batch=settings.publish_batch,
+                publish_batch=settings.publish_batch, dask_scheduler=scheduler,
             )  # fmt: skip
 
             def log(line: str) -> None:
@@ -167,10 +172,15 @@ def run(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, An
     path, generated = ensure_corpus(config.articles, config.corpus)
     figures["corpus"] = str(path)
     probe = Probe(config)
-    start = time.perf_counter()
-    with TreeRssSampler() as sampled:  # workers' memory counts too
-        stages = run_path(config, path, probe)
-    total = time.perf_counter() - start
+    with dask_cluster(config) as scheduler:
+        start = time.perf_counter()
+        with TreeRssSampler() as sampled:  # workers' memory counts too
+            stages = run_path(config, path, probe, scheduler)
+        total = time.perf_counter() - start
+        if scheduler is not None:
+            with on_cluster(scheduler) as client:
+                figures["dask"] = {"scheduler": scheduler, "workers": config.dask_workers,
+                                   "worker_peak_rss_mb": worker_peaks_mb(client)}  # fmt: skip
     if "neighbours" not in " ".join(probe.seconds) or "found" not in probe.captured:
         raise RuntimeError("the training path no longer calls related.model.neighbours: re-wire")
     timings: dict[str, float | None] = {"generate corpus": generated}
@@ -189,6 +199,20 @@ def run(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, An
     figures["load_after"] = [round(x, 2) for x in os.getloadavg()]
     log(table(figures))
     return figures
+
+
+@contextmanager
+def dask_cluster(config: BenchConfig) -> Iterator[str | None]:
+    """The scheduler the run uses: --dask-scheduler's, a LocalCluster of --dask-workers
+    one-thread processes started for the run, or None (local threads and processes)."""
+    if not config.dask_workers:
+        yield config.dask_scheduler
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=config.dask_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:  # fmt: skip
+        yield cluster.scheduler_address
 
 
 def _stage_table(stages: dict[str, float], probed: dict[str, float]) -> dict[str, float]:

@@ -8,6 +8,18 @@ from typing import Any
 from training.workbench.report import pyplot
 
 
+def _dask_lines(figures: dict[str, Any]) -> list[str]:
+    """Each dask worker's peak beside the client's (none for a local run)."""
+    dask = figures.get("dask")
+    if not dask:
+        return []
+    peaks = dask["worker_peak_rss_mb"]
+    where = f"LocalCluster of {dask['workers']}" if dask["workers"] else dask["scheduler"]
+    lines = [f"dask ({where}): client peak {figures['peak_rss_mb']:,.0f} MB; worker peaks (VmHWM):"]
+    lines += [f"  {address:<46}{mb:>10,.0f} MB" for address, mb in sorted(peaks.items())]
+    return lines
+
+
 def table(figures: dict[str, Any]) -> str:
     """The report printed at the end of a run."""
     cfg, q, m = figures["config"], figures["quality"], figures["machine"]
@@ -25,6 +37,7 @@ def table(figures: dict[str, Any]) -> str:
         f"  {'end to end (all but generate)':<46}{figures['end_to_end_seconds']:>10.1f}",
         f"peak RSS {figures['peak_rss_mb']:,.0f} MB (this process, exact); with its worker "
         f"processes (PSS, sampled every 0.5-6 s): {figures.get('peak_tree_rss_mb', 0):,.0f} MB",
+        *_dask_lines(figures),
         f"quality on {q['sample']:,} sampled queries, exact = sklearn brute cosine, same vectors:",
         f"  recall@10 {q['recall@10']:.4f}   recall@{cfg['k']} {q['recall@k']:.4f}   "
         f"P@10 (same section) exact {q['p@10_exact']:.4f} ours {q['p@10_ours']:.4f}",

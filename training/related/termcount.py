@@ -258,6 +258,11 @@ class TermCounter:
             return cls(analyzer, tokens.split("\n") if tokens else [], codes, saved["idf"],
                        _from_utf8(saved["norm"]) or None, bool(saved["sublinear_tf"]))  # fmt: skip
 
+    def __reduce__(self) -> tuple[type[TermCounter], tuple[Any, ...]]:
+        """Pickled (to reach workers) as its fields alone: workers rebuild the derived ones."""
+        fields = (self.analyzer, self.tokens, self.codes, self.idf, self.norm, self.sublinear_tf)
+        return (TermCounter, fields)
+
     @property
     def width(self) -> int:
         """Columns of the TF-IDF rows (the vocabulary's size)."""

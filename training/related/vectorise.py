@@ -7,7 +7,8 @@ token and n-gram code of its texts before min_df prunes them. At 100k sampled ar
 needs two sampled documents to enter the vocabulary, so the terms lost are the rarest, whose
 weight in a cosine is small anyway; the idf is an estimate from 100k documents. Then every
 article is transformed, a chunk at a time, in worker processes (tokenising is Python: one core
-per process).
+per process), or on the dask cluster in use (training/compute.py): the fitted counter is sent to
+each worker once, each chunk's texts to one worker.
 
 Workers are spawned, not forked: a forked worker keeps every page the parent had when it
 forked, so bodies the parent drops afterwards stayed resident in the workers (measured at 1M
@@ -17,14 +18,8 @@ articles: about 3.5 GB held twice over). With `release_text`, each article's bod
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing
-import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +29,7 @@ from tqdm import tqdm
 
 from recommender.domain import Article
 from recommender.textmodel import document_text
+from training import compute
 from training.memory import release_memory, trim_heap
 from training.related import termcount
 
@@ -41,9 +37,6 @@ VOCABULARY_FIT_ROWS = 100_000
 """Above this many articles the vocabulary and idf are fitted on this many evenly spaced ones."""
 CHUNK_ROWS = 5_000
 """Articles per worker task: a few tens of MB of text and rows in flight per worker."""
-
-_counter: termcount.TermCounter | None = None
-"""A worker's term counter (built once per process by _start_worker)."""
 
 
 @dataclass
@@ -90,16 +83,10 @@ def _release(articles: list[Article], start: int, stop: int) -> None:
         articles[i] = replace(articles[i], body="")
 
 
-def _start_worker(counter_path: str) -> None:
-    global _counter
-    _counter = termcount.TermCounter.load(Path(counter_path))
-
-
-def _count(texts: list[str], duplicate_texts: list[str] | None, duplicates: bool
-           ) -> termcount.Counts:  # fmt: skip
-    """One chunk, in a worker."""
-    assert _counter is not None, "workers start with _start_worker"
-    return _counter.count(texts, duplicate_texts, duplicates)
+def _count(counter: termcount.TermCounter, texts: list[str],
+           duplicate_texts: list[str] | None, duplicates: bool) -> termcount.Counts:  # fmt: skip
+    """One chunk (a task: it runs in a worker process or on a dask worker)."""
+    return counter.count(texts, duplicate_texts, duplicates)
 
 
 def _transform_chunks(
@@ -112,7 +99,9 @@ def _transform_chunks(
     progress: bool,
     chunk_rows: int,
 ) -> Iterator[termcount.Counts]:
-    """Chunks in order, counted by spawned workers (in this process for a single chunk)."""
+    """Chunks in order, counted by spawned workers or the dask cluster in use (in this process
+    for a single chunk); at most 2 chunks per worker in flight (texts are made only as workers
+    get to them)."""
     n = len(articles)
     starts = range(0, n, chunk_rows)
 
@@ -129,42 +118,17 @@ def _transform_chunks(
         return own, dup, duplicates
 
     with tqdm(total=n, desc="vectorise", unit="art", disable=not progress) as bar:
-        chunks: Iterator[termcount.Counts]
-        if n_jobs <= 1 or len(starts) <= 1:
-            chunks = (counter.count(*texts(start)) for start in starts)
-        else:
-            chunks = _in_workers(counter, map(texts, starts), n_jobs)
-        for chunk in chunks:
-            bar.update(chunk.tfidf.shape[0])
-            yield chunk
-
-
-def _in_workers(
-    counter: termcount.TermCounter,
-    tasks: Iterator[tuple[list[str], list[str] | None, bool]],
-    n_jobs: int,
-) -> Iterator[termcount.Counts]:
-    """Each task counted by a spawned worker, results in order, at most 2 tasks per worker in
-    flight (texts are made only as workers get to them)."""
-    with tempfile.TemporaryDirectory(prefix="newsrec-vectorise-") as folder:
-        # The counter reaches the workers as a file, not as pickled start-up arguments: a
-        # worker that dies while starting then surfaces as BrokenProcessPool instead of
-        # leaving this process blocked on a full pipe.
-        path = Path(folder) / "counter.npz"
-        counter.save(path)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(n_jobs, context, _start_worker, (str(path),)) as pool:
-            pending = [pool.submit(_count, *task) for task in itertools.islice(tasks, 2 * n_jobs)]
-            while pending:
-                try:
-                    chunk = pending.pop(0).result()
-                except BrokenProcessPool as error:
-                    raise RuntimeError(
-                        "a vectorising worker process died; a script that trains must start "
-                        "from an `if __name__ == '__main__':` block (worker processes are "
-                        "spawned and import the main module)"
-                    ) from error
-                pending += [pool.submit(_count, *task) for task in itertools.islice(tasks, 1)]
+        if len(starts) <= 1 or (n_jobs <= 1 and not compute.on_a_cluster()):
+            for start in starts:
+                chunk = counter.count(*texts(start))
+                bar.update(chunk.tfidf.shape[0])
+                yield chunk
+            return
+        with compute.pool("processes", n_jobs) as pool:
+            # The counter goes to each worker once (a file locally, a broadcast on a cluster).
+            shared = [pool.share(counter)]
+            for _, chunk in pool.map(_count, shared, map(texts, starts), ordered=True):
+                bar.update(chunk.tfidf.shape[0])
                 yield chunk
 
 

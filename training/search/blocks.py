@@ -1,18 +1,21 @@
 """Shared pieces of the searches: row-wise top-k selection, candidate de-duplication, and
-blocks of rows run on threads with a progress bar. Temporaries are bounded (PAD_BUDGET cells)
-so memory stays flat however many rows there are."""
+blocks of rows run on threads (or a dask cluster) with a progress bar. Temporaries are bounded
+(PAD_BUDGET cells) so memory stays flat however many rows there are."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
-from joblib import Parallel, delayed
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from training import compute
+
 PAD_BUDGET = 1 << 23
 """Cells of one chunk's padded or dense temporary arrays (32 MB of float32)."""
+R = TypeVar("R")
 
 
 def top_k_sorted(
@@ -33,6 +36,14 @@ def top_k_sorted(
     cand, scores = np.take_along_axis(cand, order, 1), np.take_along_axis(scores, order, 1)
     valid = scores > 0
     return np.where(valid, cand, -1), np.where(valid, scores, 0.0).astype(np.float32)
+
+
+def top_k_rows(
+    cand: NDArray[np.int64], scores: NDArray[np.float32], k: int
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """top_k_sorted with int32 indices: what a block task returns (half the bytes to send)."""
+    top, top_scores = top_k_sorted(cand, scores, k)
+    return top.astype(np.int32), top_scores
 
 
 def fresh(current: NDArray[np.int64], offered: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -60,22 +71,32 @@ def blocks_by_cost(cost: NDArray[np.int64], budget: int, most: int) -> list[tupl
     return blocks
 
 
+def row_ranges(n: int, step: int | list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Row ranges: consecutive blocks of `step` rows, or the given ranges."""
+    return step if isinstance(step, list) else [(s, min(s + step, n)) for s in range(0, n, step)]
+
+
 def run_blocks(
-    work: Callable[[int, int], None],
+    task: Callable[..., R],
+    shared: Sequence[Any],
     n: int,
     step: int | list[tuple[int, int]],
     n_jobs: int,
     desc: str,
     progress: bool,
-) -> None:
-    """Run work(start, stop) over row blocks on threads, with a progress bar (rows, ETA)."""
-    blocks = step if isinstance(step, list) else [(s, min(s + step, n)) for s in range(0, n, step)]
-
-    def run(start: int, stop: int) -> int:
-        work(start, stop)
-        return stop - start
-
-    with tqdm(total=n, desc=desc, unit="art", disable=not progress, smoothing=0.05) as bar:
-        jobs = (delayed(run)(a, b) for a, b in blocks)
-        for done in Parallel(n_jobs, backend="threading", return_as="generator_unordered")(jobs):
-            bar.update(done)
+    extra: Callable[[int, int], tuple[Any, ...]] | None = None,
+) -> Iterator[tuple[int, int, R]]:
+    """task(*shared, start, stop, *extra(start, stop)) over row blocks, yielding (start, stop,
+    result) as blocks finish, with a progress bar (rows, ETA). The blocks run on the dask
+    cluster in use (training/compute.py: `shared` is sent to each worker once) or on `n_jobs`
+    local threads; `extra` makes a block's own small arguments as it is submitted."""
+    blocks = row_ranges(n, step)
+    tasks = ((a, b, *(extra(a, b) if extra else ())) for a, b in blocks)
+    with (
+        tqdm(total=n, desc=desc, unit="art", disable=not progress, smoothing=0.05) as bar,
+        compute.pool("threads", n_jobs) as pool,
+    ):
+        handles = [pool.share(value) for value in shared]
+        for (start, stop, *_), result in pool.map(task, handles, tasks, ordered=False, ahead=4):
+            bar.update(stop - start)
+            yield start, stop, result

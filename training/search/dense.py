@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,27 +51,51 @@ def cluster_candidates(
     near = np.argsort(-(centres @ centres.T), axis=1)[:, :probes]
     out = np.full((n, want), -1, dtype=np.int32)
 
-    def work(start: int, stop: int) -> None:
-        for cell in np.unique(label[order[start:stop]]):
-            queries = order[bounds[cell] : bounds[cell + 1]]
-            pool = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in near[cell]])
-            if allowed is not None:
-                pool = pool[allowed[pool]]
-            if len(pool) == 0:
-                continue
-            step = max(1, PAD_BUDGET // len(pool))  # bounds the score block's memory
-            for a in range(0, len(queries), step):
-                rows = queries[a : a + step]
-                sims = dense[rows] @ dense[pool].T
-                sims[rows[:, None] == pool[None, :]] = -np.inf  # never the article itself
-                take = min(want, len(pool))
-                best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-                ok = np.isfinite(np.take_along_axis(sims, best, 1))
-                out[rows, :take] = np.where(ok, pool[best], -1)
+    def cells(start: int, stop: int) -> tuple[NDArray[np.int64]]:
+        return (np.unique(label[order[start:stop]]),)
 
     # Blocks of whole clusters, about `block` queries each.
     cuts = np.unique(np.searchsorted(bounds, np.arange(0, n, block), side="right") - 1)
     edges = [*bounds[cuts].tolist(), n]
     blocks = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
-    run_blocks(work, n, blocks, n_jobs, "neighbours (dense part)", progress)
+    shared = (dense, allowed, order, bounds, near)
+    done = run_blocks(partial(cluster_block, want=want), shared, n, blocks, n_jobs,
+                      "neighbours (dense part)", progress, cells)  # fmt: skip
+    for _, _, (rows, found) in done:
+        out[rows] = found
     return out
+
+
+def cluster_block(
+    dense: NDArray[np.float32],
+    allowed: NDArray[np.bool_] | None,
+    order: NDArray[np.int64],
+    bounds: NDArray[np.int64],
+    near: NDArray[np.int64],
+    start: int,
+    stop: int,
+    cells: NDArray[np.int64],
+    want: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """The queries of whole clusters `cells` (rows order[start:stop]) and their best `want`
+    candidates, -1 padded (a task: it runs on a thread or a dask worker)."""
+    queries = order[start:stop]
+    out = np.full((len(queries), want), -1, dtype=np.int32)
+    for cell in cells:
+        members = order[bounds[cell] : bounds[cell + 1]]
+        pool = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in near[cell]])
+        if allowed is not None:
+            pool = pool[allowed[pool]]
+        if len(pool) == 0:
+            continue
+        step = max(1, PAD_BUDGET // len(pool))  # bounds the score block's memory
+        for a in range(0, len(members), step):
+            rows = members[a : a + step]
+            sims = dense[rows] @ dense[pool].T
+            sims[rows[:, None] == pool[None, :]] = -np.inf  # never the article itself
+            take = min(want, len(pool))
+            best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+            ok = np.isfinite(np.take_along_axis(sims, best, 1))
+            at = bounds[cell] - start + a  # members are a contiguous run of `queries`
+            out[at : at + len(rows), :take] = np.where(ok, pool[best], -1)
+    return queries, out

@@ -8,11 +8,13 @@ below 20k articles, where it is fast and loses nothing, and wherever a rule need
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from training.search.blocks import run_blocks, top_k_sorted
+from training.search.blocks import run_blocks, top_k_rows
 from training.search.rows import SearchRows
 
 Indices = NDArray[np.int32]
@@ -38,23 +40,33 @@ def exact_search(
     scores = np.zeros((n, k), dtype=np.float32)
     if n < 2 or k == 0:
         return indices, scores
-    transposed = data.x.T.tocsr()
-    blocked = None if data.allowed is None else ~data.allowed
-
-    def work(start: int, stop: int) -> None:
-        sims = (data.x[start:stop] @ transposed).toarray()
-        if data.dense is not None:
-            sims *= data.scales[0]
-            sims += data.scales[1] * (data.dense[start:stop] @ data.dense.T)
-        if adjust is not None:
-            adjust(sims, start, stop)
-        sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        if blocked is not None:
-            sims[:, blocked] = -np.inf
-        cols = np.broadcast_to(np.arange(n, dtype=np.int64), sims.shape)
-        top, top_scores = top_k_sorted(cols, sims.astype(np.float32, copy=False), k)
-        indices[start:stop], scores[start:stop] = top, top_scores
-
+    shared = (data, data.x.T.tocsr(), adjust)
     step = max(1, min(4096, _EXACT_BUDGET // (8 * n)))
-    run_blocks(work, n, step, n_jobs, "neighbours (exact)", progress)
+    blocks = run_blocks(partial(exact_block, k=k), shared, n, step, n_jobs,
+                        "neighbours (exact)", progress)  # fmt: skip
+    for start, stop, (top, top_scores) in blocks:
+        indices[start:stop], scores[start:stop] = top, top_scores
     return indices, scores
+
+
+def exact_block(
+    data: SearchRows,
+    transposed: sp.csr_matrix,
+    adjust: Adjust | None,
+    start: int,
+    stop: int,
+    k: int,
+) -> tuple[Indices, Scores]:
+    """Rows start:stop's exact top k (a task: it runs on a thread or a dask worker)."""
+    n = data.n
+    sims = (data.x[start:stop] @ transposed).toarray()
+    if data.dense is not None:
+        sims *= data.scales[0]
+        sims += data.scales[1] * (data.dense[start:stop] @ data.dense.T)
+    if adjust is not None:
+        adjust(sims, start, stop)
+    sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+    if data.allowed is not None:
+        sims[:, ~data.allowed] = -np.inf
+    cols = np.broadcast_to(np.arange(n, dtype=np.int64), sims.shape)
+    return top_k_rows(cols, sims.astype(np.float32, copy=False), k)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
@@ -55,16 +57,28 @@ def pairs_above(
     ones = sp.csr_matrix((np.ones(prefix.nnz), prefix.indices, prefix.indptr), shape=x.shape)
     cost = (ones @ np.diff(transposed.indptr).astype(np.float64)).astype(np.int64)
     found: list[NDArray[np.int32]] = [np.zeros((0, 2), dtype=np.int32)]
-
-    def work(start: int, stop: int) -> None:
-        shared = sp.coo_matrix(prefix[start:stop] @ transposed)
-        left, right = shared.row.astype(np.int64) + start, shared.col.astype(np.int64)
-        upper = left < right
-        left, right = left[upper], right[upper]
-        sims = pair_dots(x, left, right)
-        hit = sims >= threshold
-        found.append(np.stack([left[hit], right[hit]], axis=1).astype(np.int32))
-
-    run_blocks(work, n, blocks_by_cost(cost, budget, 4096), n_jobs, "duplicates", progress)
+    blocks = blocks_by_cost(cost, budget, 4096)
+    done = run_blocks(partial(pairs_block, threshold=threshold), (prefix, transposed, x), n,
+                      blocks, n_jobs, "duplicates", progress)  # fmt: skip
+    found += [pairs for _, _, pairs in done]
     pairs = np.concatenate(found)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def pairs_block(
+    prefix: sp.csr_matrix,
+    transposed: sp.csr_matrix,
+    x: sp.csr_matrix,
+    start: int,
+    stop: int,
+    threshold: float,
+) -> NDArray[np.int32]:
+    """The pairs (i, j), start <= i < stop, i < j, at or above threshold (a task: it runs on a
+    thread or a dask worker)."""
+    shared = sp.coo_matrix(prefix[start:stop] @ transposed)
+    left, right = shared.row.astype(np.int64) + start, shared.col.astype(np.int64)
+    upper = left < right
+    left, right = left[upper], right[upper]
+    sims = pair_dots(x, left, right)
+    hit = sims >= threshold
+    return np.stack([left[hit], right[hit]], axis=1).astype(np.int32)

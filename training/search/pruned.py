@@ -12,19 +12,22 @@ Only ~150 candidates per article are scored exactly, from three sources:
   3. expansion: the top `expand` neighbours of each article's top `expand` neighbours (one round
      of NN-descent), scored after a first pass.
 Every candidate is scored with the exact blended similarity and the top k are kept. Work runs
-in blocks of rows on threads that share the rows: the compiled loops, scipy's sparse kernels and
-numpy release the GIL.
+in blocks of rows on threads that share the rows (the compiled loops, scipy's sparse kernels and
+numpy release the GIL), or on a dask cluster's workers, each sent the rows and the index once
+(training/compute.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from training.memory import trim_heap
-from training.search.blocks import fresh, run_blocks, top_k_sorted
+from training.search.blocks import fresh, run_blocks, top_k_rows
 from training.search.dense import cluster_candidates
 from training.search.index import build_index
 from training.search.kernels import index_candidates
@@ -82,34 +85,66 @@ def pruned_search(
     # until trimmed; the search after it would add to them, not reuse them.
     trim_heap()
 
-    def first_pass(start: int, stop: int) -> None:
-        rows = np.arange(start, stop)
-        cand = index_candidates(data.x, index, params.query_terms, params.candidates, start,
-                                stop)  # fmt: skip
-        if dense is not None:
-            extra = dense[start:stop].astype(np.int64)
-            extra[~fresh(cand, extra)] = -1
-            cand = np.hstack([cand, extra])
-        top, top_scores = top_k_sorted(cand, data.pair_scores(rows, cand), width)
-        indices[start:stop], scores[start:stop] = top, top_scores
+    def dense_slice(start: int, stop: int) -> tuple[NDArray[np.int32] | None]:
+        return (None if dense is None else dense[start:stop],)
 
-    run_blocks(first_pass, n, params.block, n_jobs, "neighbours", progress)
+    blocks = run_blocks(partial(first_pass, params=params, width=width), (data, index), n,
+                        params.block, n_jobs, "neighbours", progress, dense_slice)  # fmt: skip
+    for start, stop, (top, top_scores) in blocks:
+        indices[start:stop], scores[start:stop] = top, top_scores
+    del index
     if params.expand == 0:
         return indices[:, :k], scores[:, :k]
-    e = params.expand
-    seeds = indices[:, :e].astype(np.int64)  # a snapshot: blocks rewrite `indices` as they go
+    seeds = indices[:, : params.expand].astype(np.int64)  # a snapshot: blocks rewrite `indices`
 
-    def expand(start: int, stop: int) -> None:
-        rows = np.arange(start, stop)
-        near = seeds[start:stop]
-        offered = np.where(np.repeat(near < 0, e, axis=1), -1, seeds[near].reshape(len(rows), -1))
-        offered[offered == rows[:, None]] = -1
-        current = indices[start:stop].astype(np.int64)
-        offered[~fresh(current, offered)] = -1
-        cand = np.hstack([current, offered])
-        known = np.where(current >= 0, scores[start:stop], -np.inf)
-        cand_scores = np.hstack([known, data.pair_scores(rows, offered)])
-        indices[start:stop], scores[start:stop] = top_k_sorted(cand, cand_scores, width)
+    def current(start: int, stop: int) -> tuple[Indices, Scores]:
+        return indices[start:stop], scores[start:stop]
 
-    run_blocks(expand, n, params.block, n_jobs, "neighbours (expand)", progress)
+    blocks = run_blocks(partial(expand, width=width), (data, seeds), n, params.block, n_jobs,
+                        "neighbours (expand)", progress, current)  # fmt: skip
+    for start, stop, (top, top_scores) in blocks:
+        indices[start:stop], scores[start:stop] = top, top_scores
     return indices[:, :k], scores[:, :k]
+
+
+def first_pass(
+    data: SearchRows,
+    index: sp.csr_matrix,
+    start: int,
+    stop: int,
+    dense: NDArray[np.int32] | None,
+    params: PrunedParams,
+    width: int,
+) -> tuple[Indices, Scores]:
+    """Rows start:stop's best `width` among their index candidates and `dense` ones (a task:
+    it runs on a thread or a dask worker)."""
+    rows = np.arange(start, stop)
+    cand = index_candidates(data.x, index, params.query_terms, params.candidates, start, stop)
+    if dense is not None:
+        extra = dense.astype(np.int64)
+        extra[~fresh(cand, extra)] = -1
+        cand = np.hstack([cand, extra])
+    return top_k_rows(cand, data.pair_scores(rows, cand), width)
+
+
+def expand(
+    data: SearchRows,
+    seeds: NDArray[np.int64],
+    start: int,
+    stop: int,
+    indices: Indices,
+    scores: Scores,
+    width: int,
+) -> tuple[Indices, Scores]:
+    """Rows start:stop's lists (`indices`, `scores`) with their neighbours' neighbours scored
+    in (a task: it runs on a thread or a dask worker)."""
+    rows, e = np.arange(start, stop), seeds.shape[1]
+    near = seeds[start:stop]
+    offered = np.where(np.repeat(near < 0, e, axis=1), -1, seeds[near].reshape(len(rows), -1))
+    offered[offered == rows[:, None]] = -1
+    current = indices.astype(np.int64)
+    offered[~fresh(current, offered)] = -1
+    cand = np.hstack([current, offered])
+    known = np.where(current >= 0, scores, -np.inf)
+    cand_scores = np.hstack([known, data.pair_scores(rows, offered)])
+    return top_k_rows(cand, cand_scores, width)

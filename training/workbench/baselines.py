@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -81,16 +82,22 @@ def more_like_this(articles: Sequence[Article], k: int) -> NDArray[np.int32]:
     n = counts.shape[0]
     k = max(1, min(k, n - 1))
     indices = np.full((n, k), -1, dtype=np.int32)
-
-    def work(start: int, stop: int) -> None:
-        block = np.asarray((queries[start:stop] @ corpus_t).toarray(), dtype=np.float32)
-        block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
-        columns = np.broadcast_to(np.arange(n, dtype=np.int64), block.shape)
-        indices[start:stop] = top_k_sorted(columns, block, k)[0]
-
     step = max(1, min(4096, BLOCK_BYTES // (4 * n)))
-    run_blocks(work, n, step, 1, "More-Like-This", False)
+    done = run_blocks(partial(_mlt_block, k=k), (queries, corpus_t), n, step, 1,
+                      "More-Like-This", False)  # fmt: skip
+    for start, stop, found in done:
+        indices[start:stop] = found
     return indices
+
+
+def _mlt_block(
+    queries: sp.csr_matrix, corpus_t: sp.csc_matrix, start: int, stop: int, k: int
+) -> NDArray[np.int64]:
+    """Rows start:stop's top k by BM25 score (a task of run_blocks)."""
+    block = np.asarray((queries[start:stop] @ corpus_t).toarray(), dtype=np.float32)
+    block[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not itself
+    columns = np.broadcast_to(np.arange(corpus_t.shape[1], dtype=np.int64), block.shape)
+    return top_k_sorted(columns, block, k)[0]
 
 
 def embedding_alone(articles: Sequence[Article], k: int) -> NDArray[np.int32]:

@@ -1,0 +1,203 @@
+"""Training's heavy stages on a real dask.distributed cluster (a LocalCluster of two worker
+processes, one thread each) give what the local run gives: the same vectors, neighbours,
+near-duplicate pairs and published Related lists, on the BBC data and on a generated corpus."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+
+from recommender.config import Settings
+from recommender.domain import Article
+from recommender.store.keys import Keys
+from tests.helpers import newsrec_env, shared_file
+from training import compute
+from training.pipeline import TrainConfig, train
+from training.related.duplicates import duplicate_vectors_of
+from training.related.model import article_vectors, build_related
+from training.related.params import RelatedParams, make_vectorizer
+from training.related.vectorise import Vectorised, vectorise
+from training.search.neighbours import search
+from training.search.pairs import pairs_above
+from training.sources.articles import read_articles
+
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+
+PARAMS = RelatedParams(embedding_weight=0.0)
+"""The encoder is not what these tests check (it runs on the client either way)."""
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """A real LocalCluster: two worker processes, one thread each."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> list[Article]:
+    """3,000 articles of the demo corpus (sections, near-duplicate republications)."""
+    from training.demo.generate import DemoSpec, generate
+
+    folder = tmp_path_factory.mktemp("generated")
+    generate(folder, DemoSpec(articles=3000, clicks_per_article=0))
+    return read_articles(folder / "articles.jsonl", "jsonl", 0).articles
+
+
+def _vectorised(articles: list[Article], **options: Any) -> Vectorised:
+    return vectorise(list(articles), make_vectorizer(PARAMS, len(articles)), 1, **options)
+
+
+def _same_neighbours(local: tuple[np.ndarray, np.ndarray], far: tuple[np.ndarray, np.ndarray]
+                     ) -> None:  # fmt: skip
+    np.testing.assert_array_equal(far[0], local[0])
+    np.testing.assert_allclose(far[1], local[1], rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_chunked_vectorising_on_the_cluster_matches_local(
+    scheduler: str, generated: list[Article]
+) -> None:
+    # 500-article chunks over a vocabulary fitted on 1,000 sampled articles: both thresholds
+    # of vectorise.py crossed, 6 chunks on the workers.
+    local = _vectorised(generated, n_jobs=2, chunk_rows=500, fit_rows=1000)
+    with compute.on_cluster(scheduler):
+        assert compute.on_a_cluster()
+        far = _vectorised(generated, n_jobs=2, chunk_rows=500, fit_rows=1000)
+    assert not compute.on_a_cluster()
+    for name in ("tfidf", "counts"):
+        a, b = getattr(local, name), getattr(far, name)
+        assert a.shape == b.shape and a.nnz == b.nnz and a.nnz > 0
+        np.testing.assert_array_equal(b.indptr, a.indptr)
+        np.testing.assert_array_equal(b.indices, a.indices)
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["exact", "pruned"])
+def test_neighbour_search_on_the_cluster_matches_local(
+    scheduler: str, generated: list[Article], method: str
+) -> None:
+    fitted = _vectorised(generated)
+    dense = np.random.default_rng(0).normal(size=(len(generated), 16)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    allowed = np.ones(len(generated), dtype=bool)
+    allowed[::7] = False
+    vectors = article_vectors(fitted.tfidf, None, 0.0, dense, 0.3)
+    knobs: dict[str, Any] = {"block": 128} if method == "pruned" else {}  # 24 blocks a pass
+    knobs |= {"method": method, "allowed": allowed}
+    args = (vectors.sparse, 20, vectors.dense, vectors.weight)
+    local = search(*args, **knobs)
+    with (
+        compute.on_cluster(scheduler) as client,
+        distributed.get_task_stream(client) as stream,
+    ):
+        far = search(*args, **knobs)
+    assert len({task["worker"] for task in stream.data}) == 2  # both workers took blocks
+    _same_neighbours(local, far)
+    assert (local[0][:, 0] >= 0).all()
+
+
+@pytest.mark.slow
+def test_near_duplicate_pairs_on_the_cluster_match_local(
+    scheduler: str, generated: list[Article]
+) -> None:
+    counts = _vectorised(generated).counts
+    assert counts is not None
+    rows, _ = duplicate_vectors_of(counts)
+    local = pairs_above(rows, 0.5, budget=1 << 16)  # small blocks: many tasks
+    with compute.on_cluster(scheduler):
+        far = pairs_above(rows, 0.5, budget=1 << 16)
+    assert len(local) > 0
+    np.testing.assert_array_equal(far, local)
+
+
+@pytest.mark.slow
+def test_related_lists_on_the_cluster_match_local(scheduler: str, generated: list[Article]) -> None:
+    local, _ = build_related(list(generated), PARAMS, False)
+    with compute.on_cluster(scheduler):
+        far, _ = build_related(list(generated), PARAMS, False)
+    _same_neighbours((local.lists.indices, local.lists.scores),
+                     (far.lists.indices, far.lists.scores))  # fmt: skip
+    for name in ("indices", "prf_neighbours", "duplicate_pairs", "duplicate_shown"):
+        np.testing.assert_array_equal(far.arrays[name], local.arrays[name])
+
+
+def _trained(settings: Settings, client: redis.Redis, name: str, scheduler: str | None
+             ) -> dict[str, np.ndarray]:  # fmt: skip
+    config = TrainConfig(
+        articles=shared_file("bbc", "articles.jsonl"), related=PARAMS, progress=False,
+        model_dir=settings.model_dir / name, embedding_store=None, dask_scheduler=scheduler,
+    )  # fmt: skip
+    result = train(config, client, Keys(f"{settings.namespace}-{name}"), log=lambda _: None)
+    with np.load(result.model_path / "neighbours.npz", allow_pickle=False) as saved:
+        return {key: saved[key] for key in saved.files}
+
+
+@pytest.mark.slow
+def test_training_bbc_with_a_scheduler_publishes_the_same_lists(
+    scheduler: str, settings: Settings, client: redis.Redis
+) -> None:
+    local = _trained(settings, client, "local", None)
+    far = _trained(settings, client, "dask", scheduler)
+    assert set(far) == set(local)
+    for key, array in local.items():
+        if array.dtype.kind == "f":
+            np.testing.assert_allclose(far[key], array, rtol=0, atol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_array_equal(far[key], array, err_msg=key)
+
+
+@pytest.mark.slow
+def test_newsrec_train_takes_the_scheduler_from_the_environment(
+    scheduler: str, settings: Settings, tmp_path: Path
+) -> None:
+    from tests.corpus import write_corpus
+
+    articles, _ = write_corpus(tmp_path, per_topic=10)
+    params = tmp_path / "params.toml"
+    params.write_text("[related]\nembedding_weight = 0.0\n")
+    env = newsrec_env(settings, NEWSREC_DASK_SCHEDULER=scheduler)
+    done = subprocess.run(
+        [sys.executable, "-m", "newsrec.cli", "train", "--articles", str(articles), "--quiet",
+         "--params", str(params)],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "published" in done.stdout
+
+
+def test_a_scheduler_without_dask_installed_names_the_extra(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The interpreter is told dask is not there (None in sys.modules makes its import fail).
+    blocked = "import sys; sys.modules['distributed'] = None; from newsrec.cli import main; "
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text('{"id": "a", "title": "t", "body": "b"}\n')
+    command = f"{blocked}sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", command, "train", "--articles", str(articles), "--quiet",
+         "--dask-scheduler", "tcp://127.0.0.1:1"],
+        env=newsrec_env(settings), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "pip install 'newsrec[dask]'" in done.stderr, done.stderr
+    assert "dask extra" in done.stderr
+
+
+def test_the_scheduler_setting_is_read_like_every_other() -> None:
+    from recommender.config import ConfigError, load_settings
+
+    assert load_settings(env={"NEWSREC_DASK_SCHEDULER": "tcp://10.0.0.5:8786"}).dask_scheduler \
+        == "tcp://10.0.0.5:8786"  # fmt: skip
+    assert load_settings(env={}).dask_scheduler == ""
+    with pytest.raises(ConfigError, match="dask_scheduler"):
+        load_settings(env={"NEWSREC_DASK_SCHEDULER": "tcp://host :1"})
