@@ -64,7 +64,11 @@ def test_commands_and_flags_parse(monkeypatch: pytest.MonkeyPatch) -> None:
         args = container["args"]
         assert args[0] in COMMANDS, args
         build_parser(args[0]).parse_args(args)  # exits on an unknown flag
-    assert [c["args"][0] for c in containers()] == ["serve", "train"]
+    assert [c["args"][0] for c in containers()] == ["serve", "serve", "train"]
+    roles = [
+        c["args"][c["args"].index("--role") + 1] for c in containers() if "--role" in c["args"]
+    ]
+    assert roles == ["reader", "writer"]  # reads and writes go to separate Services
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["newsrec"]' in dockerfile and 'CMD ["serve"]' in dockerfile
 
@@ -72,21 +76,21 @@ def test_commands_and_flags_parse(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ports_probes_and_metrics_agree() -> None:
     env = settings_env()
     grpc_port, metrics_port = int(env["NEWSREC_PORT"]), int(env["NEWSREC_METRICS_PORT"])
-    (deployment,) = by_kind("Deployment")
-    pod = deployment["spec"]["template"]
-    (server,) = pod["spec"]["containers"]
-    ports = {p["name"]: p["containerPort"] for p in server["ports"]}
-    assert ports == {"grpc": grpc_port, "metrics": metrics_port}
-    assert server["readinessProbe"]["grpc"] == {"port": grpc_port, "service": SERVICE_NAME}
-    assert server["livenessProbe"]["grpc"] == {"port": grpc_port}  # the process, not Redis
-    notes = pod["metadata"]["annotations"]
-    assert notes["prometheus.io/scrape"] == "true"
-    assert int(notes["prometheus.io/port"]) == metrics_port
-    grace = float(env["NEWSREC_SHUTDOWN_GRACE_SECONDS"])
-    assert pod["spec"]["terminationGracePeriodSeconds"] > grace  # in-flight calls finish
+    for deployment in by_kind("Deployment"):  # the readers and the writer
+        pod = deployment["spec"]["template"]
+        (server,) = pod["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in server["ports"]}
+        assert ports == {"grpc": grpc_port, "metrics": metrics_port}
+        assert server["readinessProbe"]["grpc"] == {"port": grpc_port, "service": SERVICE_NAME}
+        assert server["livenessProbe"]["grpc"] == {"port": grpc_port}  # the process, not Redis
+        notes = pod["metadata"]["annotations"]
+        assert notes["prometheus.io/scrape"] == "true"
+        assert int(notes["prometheus.io/port"]) == metrics_port
+        grace = float(env["NEWSREC_SHUTDOWN_GRACE_SECONDS"])
+        assert pod["spec"]["terminationGracePeriodSeconds"] > grace  # in-flight calls finish
     exposed = re.search(r"^EXPOSE (.+)$", (DEPLOY / "Dockerfile").read_text(), re.M)
     assert exposed is not None and exposed.group(1).split() == [str(grpc_port), str(metrics_port)]
-    (service,) = by_kind("Service")
-    assert service["spec"]["ports"][0]["port"] == grpc_port
+    for service in by_kind("Service"):
+        assert service["spec"]["ports"][0]["port"] == grpc_port
     (job,) = by_kind("CronJob")
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
