@@ -250,7 +250,9 @@ class Reader:
         """Display records: upserted ids from live state, the rest from the version (cached).
 
         An id the version lacks may have been upserted through another replica a moment ago,
-        before this process's live sets caught up: its live record is looked up too.
+        before this process's live sets caught up: its live record is looked up too; and an id
+        still in this process's upserted set may have been folded into the version by a retrain
+        since: its version record is looked up too.
         """
         result: list[Article | None] = [None] * len(article_ids)
         fetch: list[tuple[int, str, bool]] = []  # (position, key, is_live)
@@ -273,13 +275,16 @@ class Reader:
                 if not live:
                     self._cache.put(key, _MISSING if record is None else record)
                 result[n] = record
+        # Live sets a moment stale, either way: an id upserted through another replica is only in
+        # live state yet, and an upsert a retrain folded is only in the new version now.
         live_ids = {n for n, _, live in fetch if live}
-        late = [n for n in range(len(article_ids)) if result[n] is None and n not in live_ids]
+        late = [(n, self.keys.live_doc(aid)) for n, aid in enumerate(article_ids)
+                if result[n] is None and n not in live_ids]  # fmt: skip
+        late += [(n, self.keys.article(version, article_ids[n])) for n in sorted(live_ids)
+                 if result[n] is None]  # fmt: skip
         if late:
-            raws = await self.run(
-                lambda p: [p.get(self.keys.live_doc(article_ids[n])) for n in late]
-            )
-            for n, raw in zip(late, raws, strict=True):
+            raws = await self.run(lambda p: [p.get(key) for _, key in late])
+            for (n, _), raw in zip(late, raws, strict=True):
                 if raw is not None:
                     result[n] = codec.decode_article(article_ids[n], raw)
         return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 import redis
 
 from recommender.config import Settings
+from recommender.connect import async_client
+from recommender.reader import Reader
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from tests.helpers import ServerThread, eventually
@@ -292,3 +295,26 @@ def test_retrain_keeps_upserts_and_drops_takedowns(
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     info_reply = live.stub.GetModelInfo(pb.GetModelInfoRequest())
     assert info_reply.article_count == 40
+
+
+def test_a_reader_whose_live_sets_lag_a_retrain_still_finds_a_folded_upsert(
+    tmp_path: Path, live: ServerThread, live_settings: Settings, client: redis.Redis, keys: Keys
+) -> None:
+    """Between a retrain that folds an upsert into the new version and the next refresh of a
+    replica's live sets, the replica still holds the id as upserted: its record, gone from live
+    state, is found in the new version (a list it was inserted into never drops it)."""
+    upsert(live, "tech-late", TECH_TEXT, ["tech"])
+
+    async def lagging_reader_lookup() -> list[str]:
+        reader = Reader(async_client(live_settings), keys)  # no sync loop: refreshed by hand
+        await reader.refresh_live()
+        assert "tech-late" in reader.upserted
+        version = retrain(tmp_path / "articles.jsonl", None, live_settings, client).version
+        assert client.hlen(keys.upserted) == 0  # folded: gone from live state
+        assert "tech-late" in reader.upserted  # ... but not yet seen by this reader
+        records = await reader.articles(version, ["tech-late", "tech-01"])
+        await reader.client.aclose()
+        return [r.title if r is not None else "" for r in records]
+
+    titles = asyncio.run(lagging_reader_lookup())
+    assert titles[0] == TECH_TEXT[:40] and titles[1]
