@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 NEWSREC := $(VENV)/bin/newsrec
 DEMO_DIR ?= .newsrec/demo-data
+TEST_WORKERS ?= 2
+# pytest-xdist workers (a file's tests stay on one worker); TEST_WORKERS=0 runs serially
 MODEL_DIR ?= .newsrec/models
 PROTO_SRC := protos/recommender/v1/recommender.proto
 
@@ -25,10 +27,10 @@ demo: venv ## Generate the demo corpus, train, serve, and show real gRPC answers
 	$(NEWSREC) demo --data-dir $(DEMO_DIR) --model-dir $(MODEL_DIR)
 
 test: venv ## Run the whole test suite (real Redis, real gRPC)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-fast: venv ## The inner loop: every test but the slow ones (real data, benchmarks)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 serve: venv ## Serve the live model over gRPC (NEWSREC_PORT, default 50051)
 	$(NEWSREC) serve
