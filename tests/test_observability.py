@@ -20,7 +20,7 @@ from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from tests.corpus import write_corpus
-from tests.helpers import newsrec_env
+from tests.helpers import eventually, newsrec_env
 from training.bench.processes import free_port, wait_serving
 from training.pipeline import TrainConfig, train
 
@@ -65,6 +65,13 @@ def test_metrics_and_json_logs_of_a_serving_process(
             stub.DeleteArticle(pb.DeleteArticleRequest(article_id="tech-03"), metadata=token)
             with pytest.raises(grpc.RpcError):
                 stub.DeleteArticle(pb.DeleteArticleRequest(article_id="tech-04"))  # no token
+        # A refused call's metric is recorded as the call ends, which may be just after the
+        # client has its error: scrape until it is there (the values are then final).
+        refused = (
+            "newsrec_requests_total",
+            (("code", "UNAUTHENTICATED"), ("method", "DeleteArticle")),
+        )
+        assert eventually(lambda: refused in scrape(metrics_port), seconds=5)
         got = scrape(metrics_port)
     finally:
         proc.terminate()
