@@ -190,6 +190,11 @@ def _load(model: str, path: Path, threads: int | None) -> Encoder:
     return encoder
 
 
+def model_slug(model: str) -> str:
+    """A model's name as a folder name (the embedding store's and the export cache's)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
+
+
 def export_path(model: str, folder: Path) -> Path:
     """Where the ONNX export of the torch weights in `folder` is cached: keyed by the weights
     file (path, size, mtime), under $NEWSREC_ENCODER_CACHE, else $XDG_CACHE_HOME/newsrec/
@@ -201,8 +206,7 @@ def export_path(model: str, folder: Path) -> Path:
         )
     stat = weights.stat()
     key = hashlib.sha256(f"{weights.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")[-60:] or "model"
-    name = Path(f"{slug}-{key.hexdigest()[:16]}") / ONNX_FILE
+    name = Path(f"{model_slug(model)[-60:]}-{key.hexdigest()[:16]}") / ONNX_FILE
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsrec" / "encoders"
     roots = [Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else base,
              Path(tempfile.gettempdir()) / f"newsrec-encoders-{os.getuid()}"]  # fmt: skip

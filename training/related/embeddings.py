@@ -11,7 +11,6 @@ pickle.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from recommender.domain import Article
-from recommender.encoder import article_text, content_hash, load_encoder
+from recommender.encoder import article_text, content_hash, load_encoder, model_slug
 
 STORE_ENV = "NEWSREC_EMBEDDING_STORE"
 DEFAULT_STORE = Path(".newsrec/embeddings")
@@ -52,8 +51,7 @@ class EmbeddingStore:
     """Vectors of one model, keyed by content hash."""
 
     def __init__(self, root: Path, model: str) -> None:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
-        self.folder = root / slug
+        self.folder = root / model_slug(model)
         self.model = model
 
     def _shards(self) -> list[str]:
