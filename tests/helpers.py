@@ -301,13 +301,15 @@ def trained_and_served(
     what that model publishes (the vectors blob through its Redis chunks and the JSON text
     model): for checks that a server scores exactly as training does."""
     from recommender.live.vectors import VectorIndex
-    from recommender.store.vectors import decode_vectors, read_chunks, write_vectors
+    from recommender.store.vectors import read_chunks, write_vectors
     from training.related.model import build_related, text_model_json
 
     model, _ = build_related(articles, params, progress=False)
     kth = np.zeros(len(articles), dtype=np.float32)
     with (folder / "vectors.npz").open("wb") as out:
         write_vectors(out, [a.id for a in articles], model.matrix, kth, model.serving_arrays())
-    blob = list(read_chunks(folder / "vectors.npz"))
+    spooled = folder / "spooled.npz"  # as a writer spools the Redis chunks to a file
+    spooled.write_bytes(b"".join(read_chunks(folder / "vectors.npz")))
     text_model = text_model_json(model.vectorizer, params.title_weight)
-    return model, VectorIndex.build("v1", text_model, *decode_vectors(blob))
+    with spooled.open("rb") as blob:
+        return model, VectorIndex.load("v1", text_model, blob)

@@ -26,7 +26,7 @@ from recommender.encoder import (
     load_encoder,
     model_path,
 )
-from recommender.live.vectors import LiveVector
+from recommender.live.liverows import LiveVector
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
@@ -157,7 +157,8 @@ def test_served_embedding_blend_equals_training(tmp_path: Path) -> None:
         vector = index.vectorize(articles[row])
         _, blended, _ = index.score(vector, articles[row].id)
         trained = model.arrays["indices"][row][:10]
-        assert np.allclose(blended[trained], model.arrays["scores"][row][:10], atol=1e-4)
+        # within int8 rows' error (recommender/live/compact.py); a wrong weight moves 1e-2
+        assert np.allclose(blended[trained], model.arrays["scores"][row][:10], atol=2e-3)
         stored = LiveVector.split(vector.tfidf, vector.dense(), *index.dims)
         assert stored.embedding is not None and vector.embedding is not None
         assert np.array_equal(stored.embedding, vector.embedding)

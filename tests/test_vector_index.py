@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.live.vectors import DENSE_PARTS, LiveRows
+from recommender.live.liverows import DENSE_PARTS, LiveRows
 from recommender.textmodel import TextModel
 from tests.corpus import make_articles
 from tests.helpers import as_articles, shared_file, trained_and_served
@@ -28,7 +28,9 @@ def test_served_scores_equal_training_scores(lsa_weight: float, tmp_path: Path) 
     for row in (0, 30, 77):
         ids, blended, _ = index.score(index.vectorize(articles[row]), articles[row].id)
         trained = model.arrays["indices"][row][:10]
-        assert np.allclose(blended[trained], model.arrays["scores"][row][:10], atol=1e-4)
+        # int8 dense rows and float16 postings (recommender/live/compact.py): within 2e-3 of
+        # training's float32 scores; a wrong blend weight moves them by 1e-2 or more.
+        assert np.allclose(blended[trained], model.arrays["scores"][row][:10], atol=2e-3)
         assert blended[row] == 0.0 and ids[row] == articles[row].id
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +32,8 @@ log = logging.getLogger("newsrec.live")
 if TYPE_CHECKING:  # the vectors pull in scipy's sparse matrices: loaded on the first upsert only
     from recommender.live.vectors import LiveVector, VectorIndex
 
+CHUNKS_PER_FETCH = 4
+"""Vector blob chunks (32 MB each) fetched from Redis at a time when a writer loads a version."""
 CANDIDATE_MARGIN = 10
 """Candidates beyond top_k looked at, so dropping near-duplicates still leaves top_k."""
 
@@ -86,23 +90,31 @@ class ArticleWriter:
             return self._index
 
     async def _load_index(self, version: str) -> VectorIndex:
-        from recommender.live.vectors import VectorIndex
-        from recommender.store.vectors import decode_vectors
-
         count = int((await self.reader.meta(version)).get("vector_chunks", 0))
-        text_model, *blob = await self.reader.run(
-            lambda p: (
-                [p.get(self.keys.vectorizer(version))]
-                + [p.get(self.keys.vectors_chunk(version, n)) for n in range(count)]
-            )
-        )
-        if text_model is None or not blob or any(c is None for c in blob):
-            raise NoModelPublished(f"version {version} was published without article vectors")
-        ids, matrix, kth, extras = await asyncio.to_thread(decode_vectors, blob)
+        text_model = await self.reader.run(lambda p: [p.get(self.keys.vectorizer(version))])
+        with tempfile.TemporaryFile(prefix="newsrec-vectors-") as spool:
+            # A few chunks at a time to a file: the blob is GBs at a million articles.
+            for first in range(0, count, CHUNKS_PER_FETCH):
+                wanted = range(first, min(first + CHUNKS_PER_FETCH, count))
+                chunks = await self.reader.run(partial(self._get_chunks, version, wanted))
+                if any(c is None for c in chunks):
+                    break
+                await asyncio.to_thread(spool.write, b"".join(chunks))
+            else:
+                if count and text_model[0] is not None:
+                    spool.seek(0)
+                    return await self._build_index(version, text_model[0], spool)
+        raise NoModelPublished(f"version {version} was published without article vectors")
+
+    def _get_chunks(self, version: str, wanted: range, pipe: Any) -> None:
+        for n in wanted:
+            pipe.get(self.keys.vectors_chunk(version, n))
+
+    async def _build_index(self, version: str, text_model: bytes, spool: Any) -> VectorIndex:
+        from recommender.live.vectors import VectorIndex
+
         try:
-            return await asyncio.to_thread(
-                VectorIndex.build, version, text_model, ids, matrix, kth, extras
-            )
+            return await asyncio.to_thread(VectorIndex.load, version, text_model, spool)
         except EncoderUnavailable as exc:
             log.error("cannot score upserts for version %s: %s", version, exc)
             raise CannotScoreUpserts(f"this replica cannot place new articles: {exc}") from exc
@@ -233,7 +245,7 @@ class ArticleWriter:
 def _live_vector(raw: bytes, index: VectorIndex) -> LiveVector:
     """A stored live vector: TF-IDF row, then its LSA rows and embedding (where the version
     has them)."""
-    from recommender.live.vectors import LiveVector
+    from recommender.live.liverows import LiveVector
     from recommender.store.vectors import decode_vector
 
     row, dense = decode_vector(raw, index.width)
