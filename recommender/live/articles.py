@@ -10,6 +10,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,7 @@ def place(
     scores: NDArray[np.float32],
     text_scores: NDArray[np.float32],
     kth: NDArray[np.float32],
-    ids: list[str],
+    ids: Sequence[str],
     deleted: frozenset[str],
     cfg: VersionConfig,
 ) -> Placement:
@@ -62,7 +63,7 @@ def place(
     depth = min(len(scores), cfg.top_k + CANDIDATE_MARGIN + len(deleted))
     best = np.argpartition(-scores, depth - 1)[:depth] if depth else np.zeros(0, dtype=int)
     best = best[np.argsort(-scores[best], kind="stable")]
-    top = [int(j) for j in best if scores[j] > 0 and ids[j] not in deleted]
+    top = [int(j) for j in best if scores[j] > 0 and ids[int(j)] not in deleted]
     # Near-duplicates by TF-IDF cosine: the LSA part makes every story of a thread look alike.
     duplicates = [j for j in top if text_scores[j] >= cfg.duplicate_threshold]
     own = [j for j in top if text_scores[j] < cfg.duplicate_threshold][: cfg.top_k]

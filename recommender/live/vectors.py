@@ -14,8 +14,9 @@ kept beside them, exact (recommender/live/liverows.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +43,27 @@ CANDIDATES_BY_WORDS = 3000
 """Articles with the highest TF-IDF cosine whose LSA and embedding cosines are computed."""
 CANDIDATES_BY_MEANING = 3000
 """Articles nearest by the embedding sketch added to them."""
+
+
+class JoinedIds(Sequence[str]):
+    """The base ids then the live ids, without copying a million-entry list per upsert."""
+
+    def __init__(self, base: list[str], live: list[str]) -> None:
+        self.base, self.live = base, live
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.live)
+
+    @overload
+    def __getitem__(self, n: int) -> str: ...
+    @overload
+    def __getitem__(self, n: slice) -> list[str]: ...
+    def __getitem__(self, n: int | slice) -> str | list[str]:
+        if isinstance(n, slice):
+            return [self[i] for i in range(*n.indices(len(self)))]
+        if n < 0:
+            n += len(self)
+        return self.base[n] if n < len(self.base) else self.live[n - len(self.base)]
 
 
 @dataclass(frozen=True)
@@ -172,7 +194,7 @@ class VectorIndex:
 
     def score(
         self, vector: LiveVector, self_id: str
-    ) -> tuple[list[str], NDArray[np.float32], NDArray[np.float32]]:
+    ) -> tuple[JoinedIds, NDArray[np.float32], NDArray[np.float32]]:
         """Blended and TF-IDF-only similarity of the vector to every base and live article
         (itself, and every article outside the candidates, at 0), and their ids (base, then
         live); fills in vector.lsa and vector.embedding."""
@@ -192,7 +214,7 @@ class VectorIndex:
         if emb is not None:
             pool, emb_scores = emb
         lsa = self._lsa_scores(vector, tfidf, pool, live)
-        ids = self.ids + live.ids
+        ids = JoinedIds(self.ids, live.ids)
         if lsa is None and emb is None:
             return ids, tfidf, tfidf
         shares = Shares.of(

@@ -33,6 +33,11 @@ def add_bench(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--upserts", type=int, default=10_000, help="upserts through the writer")
     r.add_argument("--events", type=int, default=1_000_000, help="events through the reader")
     r.add_argument("--calls", type=int, default=10_000, help="GetRelated calls before and after")
+    r.add_argument(
+        "--trained-namespace",
+        help="measure this namespace, trained already on the demo corpus of --articles "
+        "(no training; its live state is cleared)",
+    )
     r.add_argument("--json", type=Path, help="also write the figures here")
     e = benches.add_parser("encode", help="the encoder on ONNX Runtime against torch")
     e.add_argument("--articles", type=int, default=256, help="demo texts encoded in batches")
@@ -201,6 +206,7 @@ def bench_replicas(args: argparse.Namespace) -> int:
     """A reader and a writer replica; reads before and after live state grows."""
     from training.bench.replicas import run
 
-    figures = run(_redis_url(args), args.articles, args.upserts, args.events, args.calls)
+    figures = run(_redis_url(args), args.articles, args.upserts, args.events, args.calls,
+                  trained=args.trained_namespace)  # fmt: skip
     _write_json(args.json, figures)
     return 0

@@ -11,8 +11,11 @@ again: live insertions and counters must not slow reads down.
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,7 +26,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from training.bench.machine import machine
-from training.bench.processes import free_port, processes, rss_mb, serve_command, trained_demo
+from training.bench.processes import (
+    drop_namespace,
+    free_port,
+    processes,
+    rss_mb,
+    serve_command,
+    trained_demo,
+)
 from training.bench.upsert import upsert_inputs, upsert_one_by_one
 from training.demo.generate import DemoSpec, generate
 
@@ -50,28 +60,53 @@ def _event_batches(
         yield pb.RecordEventsRequest(events=batch, batch_id=f"bench-{start}")
 
 
-def _upserts(stub: pb_grpc.RecommenderStub, batch: list[pb.ArticleInput]) -> dict[str, Any]:
-    first, latencies = upsert_one_by_one(stub, batch)
+def _upserts(
+    stub: pb_grpc.RecommenderStub, batch: list[pb.ArticleInput], writer: int
+) -> dict[str, Any]:
+    first, _ = upsert_one_by_one(stub, batch[:1])
+    after_first = rss_mb(writer)
+    _, latencies = upsert_one_by_one(stub, batch)
     p50, p99 = np.percentile(latencies, [50, 99])
-    return {"first_seconds": first, "p50_ms": float(p50), "p99_ms": float(p99),
+    return {"first_seconds": first, "writer_rss_mb_first": after_first, "p50_ms": float(p50),
+            "p99_ms": float(p99),
             "last_1000_p99_ms": float(np.percentile(latencies[-1000:], 99))}  # fmt: skip
 
 
+@contextmanager
+def _namespace(
+    client: redis.Redis, articles: int, trained: str | None
+) -> Iterator[tuple[str, Path]]:
+    """A namespace trained on the demo corpus of `articles` (a throwaway one, or `trained`:
+    trained already, e.g. at a million articles; its live state is cleared before and after),
+    and a scratch folder."""
+    if trained is None:
+        with trained_demo(client, DemoSpec(articles=articles, clicks_per_article=0), False) as demo:
+            yield demo.namespace, demo.folder
+        return
+    drop_namespace(client, f"{trained}:rt")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield trained, Path(tmp)
+    finally:
+        drop_namespace(client, f"{trained}:rt")
+
+
 def run(url: str, articles: int, upserts: int, events: int, calls: int,
-        log: Any = print) -> dict[str, Any]:  # fmt: skip
-    """Train, start a reader and a writer, measure; returns the figures."""
+        log: Any = print, trained: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train (unless `trained` names a namespace trained already), start a reader and a
+    writer, measure; returns the figures."""
     client = redis.Redis.from_url(url)
     result: dict[str, Any] = {"machine": machine(), "articles": articles, "upserts": upserts,
                               "events": events, "calls": calls}  # fmt: skip
-    with trained_demo(client, DemoSpec(articles=articles, clicks_per_article=0), False) as demo:
+    with _namespace(client, articles, trained) as (namespace, folder):
         ids = [
             f"demo-{n:06d}"
             for n in random.Random(3).sample(range(1, articles + 1), min(2000, articles))
         ]
-        extra = demo.folder / "extra"
+        extra = folder / "extra"
         generate(extra, DemoSpec(articles=upserts + 1, clicks_per_article=0, seed=99))
         ports = free_port(), free_port()
-        commands = [serve_command(port, url, demo.namespace, role)
+        commands = [serve_command(port, url, namespace, role)
                     for port, role in zip(ports, ("reader", "writer"), strict=True)]  # fmt: skip
         with (
             processes(commands, f"127.0.0.1:{ports[1]}") as (reader, writer),
@@ -85,7 +120,7 @@ def run(url: str, articles: int, upserts: int, events: int, calls: int,
             log(f"reader: {calls:,} GetRelated {result['related_before']}, RSS "
                 f"{result['reader_rss_mb_before']:,.0f} MB")  # fmt: skip
             result["upsert"] = _upserts(
-                writes, upsert_inputs(extra / "articles.jsonl", upserts + 1)
+                writes, upsert_inputs(extra / "articles.jsonl", upserts + 1), writer.pid
             )
             result["writer_rss_mb"] = rss_mb(writer.pid)
             log(f"writer: {upserts:,} upserts {result['upsert']}, RSS "
