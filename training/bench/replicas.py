@@ -100,7 +100,7 @@ def run(url: str, articles: int, upserts: int, events: int, calls: int,
                               "events": events, "calls": calls}  # fmt: skip
     with _namespace(client, articles, trained) as (namespace, folder):
         ids = [
-            f"demo-{n:06d}"
+            f"demo-{n:0{max(6, len(str(articles)))}d}"  # the generator's id width
             for n in random.Random(3).sample(range(1, articles + 1), min(2000, articles))
         ]
         extra = folder / "extra"
