@@ -93,7 +93,7 @@ def test_candidates_find_the_full_scans_lists_on_real_news(
     a million-article writer looks at 0.6%), the top 10 are those of a full scan."""
     articles = read_articles(shared_file("bbc", "articles.jsonl")).articles
     _, index = trained_and_served(articles, RelatedParams(), tmp_path)
-    queries = range(0, len(articles), 15)
+    queries = range(0, len(articles), 30)
 
     def top10() -> list[set[int]]:
         tops = []
