@@ -127,10 +127,7 @@ class Blob:
     def blocks(self, name: str, rows: int = BLOCK_ROWS) -> Iterator[NDArray[Any]]:
         """A member's rows, `rows` at a time (the first axis), as float32 for float data."""
         with self.archive.open(name + ".npy") as member:
-            version = np.lib.format.read_magic(member)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)  # fmt: skip
-            shape, fortran, dtype = header(member)
+            shape, fortran, dtype = _header(member)
             if fortran or dtype.hasobject:
                 raise ValueError(f"vectors blob member {name!r} is not a plain C array")
             width = int(np.prod(shape[1:])) if len(shape) > 1 else 1
@@ -142,10 +139,7 @@ class Blob:
     def int8_rows(self, name: str) -> Int8Rows:
         """A float member quantised block by block."""
         with self.archive.open(name + ".npy") as member:
-            version = np.lib.format.read_magic(member)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)  # fmt: skip
-            shape = header(member)[0]
+            shape = _header(member)[0]
         blocks = (b.astype(np.float32) for b in self.blocks(name))
         return Int8Rows.of(blocks, int(shape[0]), int(shape[1]))
 
@@ -172,6 +166,14 @@ class Postings:
         where = offsets + np.arange(int(lengths.sum()))
         products = self.weights[where].astype(np.float32) * np.repeat(weights, lengths)
         return np.bincount(self.indices[where], products, self.articles).astype(np.float32)
+
+
+def _header(member: IO[bytes]) -> tuple[Any, bool, np.dtype[Any]]:
+    """Shape, Fortran order and dtype of an .npy member, read past its header."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    return np.lib.format.read_array_header_2_0(member)
 
 
 def pruned_postings(blob: Blob, per_term: int = POSTINGS_PER_TERM) -> Postings:
