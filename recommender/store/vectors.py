@@ -3,8 +3,7 @@ few tens of MB) and an upserted article's vector. Loaded without pickle, so neve
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,18 +46,6 @@ def read_chunks(path: Path) -> Iterator[bytes]:
     """The vectors blob in a file, one Redis value at a time."""
     with path.open("rb") as handle:
         yield from iter(lambda: handle.read(CHUNK_BYTES), b"")
-
-
-VectorsBlob = tuple[list[str], sp.csr_matrix, NDArray[np.float32], dict[str, NDArray[Any]]]
-
-
-def decode_vectors(chunks: Sequence[bytes]) -> VectorsBlob:
-    """The blob write_vectors wrote, from its chunks; loads without pickle (never runs code)."""
-    with np.load(io.BytesIO(b"".join(chunks)), allow_pickle=False) as data:
-        shape = tuple(int(x) for x in data["shape"])
-        matrix = sp.csr_matrix((data["data"], data["indices"], data["indptr"]), shape=shape)
-        extras = {k[len("extra_") :]: data[k] for k in data.files if k.startswith("extra_")}
-        return [str(i) for i in data["ids"]], matrix, data["kth"], extras
 
 
 def encode_vector(row: sp.csr_matrix, dense: NDArray[np.float32] | None = None) -> bytes:
