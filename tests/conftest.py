@@ -24,12 +24,22 @@ from training.related.embeddings import STORE_ENV
 def embedding_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One embedding store for the whole session (its subprocesses inherit it): each corpus
     is encoded once, as a site's nightly runs would."""
-    store = Path(os.environ.get(STORE_ENV) or tmp_path_factory.mktemp("embeddings"))
+    store = Path(os.environ.get(STORE_ENV) or _shared_dir(tmp_path_factory, "embeddings"))
     exports = os.environ.get(CACHE_ENV) or str(tmp_path_factory.mktemp("encoder-cache"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STORE_ENV, str(store))
         patch.setenv(CACHE_ENV, exports)  # the model is exported to ONNX once per session
         yield store
+
+
+def _shared_dir(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A temporary folder every pytest-xdist worker of this run shares (BBC is encoded by the
+    first test that needs it, not once per worker); the run's own folder without xdist."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return factory.mktemp(name)
+    shared = factory.getbasetemp().parent / name
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(scope="session")

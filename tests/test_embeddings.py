@@ -34,7 +34,7 @@ from tests.corpus import make_articles, write_corpus
 from tests.helpers import as_articles, newsrec_env, trained_and_served
 from training.bench.processes import free_port, wait_serving
 from training.pipeline import TrainConfig, train
-from training.related.embeddings import EmbeddingStore, embed_articles
+from training.related.embeddings import MAX_SHARDS, EmbeddingStore, embed_articles
 from training.related.params import RelatedParams
 
 STORIES = [
@@ -144,6 +144,22 @@ def test_a_damaged_shard_is_ignored_and_its_articles_encoded_again(tmp_path: Pat
     np.save(vectors, np.zeros((1, 384), dtype=np.float32))
     _, stats = embed_articles(articles, DEFAULT_MODEL, tmp_path)
     assert stats.encoded == len(articles)
+
+
+def test_a_shard_merged_away_by_another_job_is_skipped(tmp_path: Path) -> None:
+    """Two jobs share a store: shards one job listed may be merged away by the other before
+    it reads them; it reads the merged copy instead of failing."""
+    rows = np.eye(MAX_SHARDS + 2, 384, dtype=np.float32)
+    first = EmbeddingStore(tmp_path, DEFAULT_MODEL)
+    first.add([bytes([0] * 16)], rows[:1])
+    listed = first._shards()
+    other = EmbeddingStore(tmp_path, DEFAULT_MODEL)
+    for n in range(1, MAX_SHARDS + 2):  # the 17th shard merges every shard into one
+        other.add([bytes([n] * 16)], rows[n : n + 1])
+    assert not set(listed) & set(other._shards())
+    first._shards = lambda: [*listed, *other._shards()]  # type: ignore[method-assign]
+    found = first.load()
+    assert len(found) == MAX_SHARDS + 2 and np.array_equal(found[bytes([0] * 16)], rows[0])
 
 
 def test_served_embedding_blend_equals_training(tmp_path: Path) -> None:

@@ -63,8 +63,11 @@ class EmbeddingStore:
         """Every stored vector by hash (later shards win)."""
         found: dict[bytes, NDArray[np.float32]] = {}
         for shard in self._shards():
-            hashes = np.load(self.folder / f"{shard}.hashes.npy", allow_pickle=False)
-            rows = np.load(self.folder / f"{shard}.vectors.npy", allow_pickle=False)
+            try:
+                hashes = np.load(self.folder / f"{shard}.hashes.npy", allow_pickle=False)
+                rows = np.load(self.folder / f"{shard}.vectors.npy", allow_pickle=False)
+            except FileNotFoundError:
+                continue  # merged away by another job sharing the store: its copy is newer
             if len(hashes) != len(rows):
                 continue  # not ours or damaged: its articles are simply encoded again
             found.update(zip((h.tobytes() for h in hashes), rows, strict=True))
