@@ -171,7 +171,7 @@ def test_served_embedding_blend_equals_training(tmp_path: Path) -> None:
     assert index.embedding is not None and index.lsa is not None
     for row in (0, 30, 77):
         vector = index.vectorize(articles[row])
-        _, blended, _ = index.score(vector, articles[row].id)
+        blended = index.score(vector, articles[row].id).dense()[0]
         trained = model.arrays["indices"][row][:10]
         # within int8 rows' error (recommender/live/compact.py); a wrong weight moves 1e-2
         assert np.allclose(blended[trained], model.arrays["scores"][row][:10], atol=2e-3)

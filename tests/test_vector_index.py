@@ -26,7 +26,8 @@ def test_served_scores_equal_training_scores(lsa_weight: float, tmp_path: Path) 
     model, index = trained_and_served(articles, params, tmp_path)
     assert (index.lsa is not None) == (lsa_weight > 0)
     for row in (0, 30, 77):
-        ids, blended, _ = index.score(index.vectorize(articles[row]), articles[row].id)
+        scored = index.score(index.vectorize(articles[row]), articles[row].id)
+        ids, blended = scored.ids, scored.dense()[0]
         trained = model.arrays["indices"][row][:10]
         # int8 dense rows and float16 postings (recommender/live/compact.py): within 2e-3 of
         # training's float32 scores; a wrong blend weight moves them by 1e-2 or more.
@@ -56,9 +57,9 @@ def test_live_rows_grow_by_appending_and_equal_a_fresh_stack(tmp_path: Path) -> 
     for name in DENSE_PARTS:
         assert np.array_equal(grown.part(name), fresh.part(name)), name
     probe = index.vectorize(articles[50])
-    _, blended, _ = index.score(probe, articles[50].id)
+    blended = index.score(probe, articles[50].id).dense()[0]
     index._stacked = fresh
-    _, again, _ = index.score(index.vectorize(articles[50]), articles[50].id)
+    again = index.score(index.vectorize(articles[50]), articles[50].id).dense()[0]
     assert np.allclose(blended, again, atol=1e-6)
 
 

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from recommender.v1 import recommender_pb2 as pb
 log = logging.getLogger("newsrec.live")
 
 if TYPE_CHECKING:  # the vectors pull in scipy's sparse matrices: loaded on the first upsert only
+    from recommender.live.scored import Scores
     from recommender.live.vectors import LiveVector, VectorIndex
 
 CHUNKS_PER_FETCH = 4
@@ -41,35 +41,35 @@ CANDIDATE_MARGIN = 10
 
 @dataclass(frozen=True)
 class Placement:
-    """Where an upserted article goes: its own list (positions in the index's ids) and the lists
-    it enters (hosts); `duplicate` when it is a republished copy of an article already there."""
+    """Where an upserted article goes: its own list and the lists it enters (hosts), as ids
+    with its score; `duplicate` when it is a republished copy of an article already there."""
 
-    own: list[int]
-    hosts: list[int]
+    own: list[tuple[str, float]]
+    hosts: list[tuple[str, float]]
     duplicate: bool
 
 
 def place(
-    scores: NDArray[np.float32],
-    text_scores: NDArray[np.float32],
-    kth: NDArray[np.float32],
-    ids: Sequence[str],
-    deleted: frozenset[str],
-    cfg: VersionConfig,
+    scored: Scores, kth: NDArray[np.float32], deleted: frozenset[str], cfg: VersionConfig
 ) -> Placement:
     """The article's best top_k (no near-duplicate: the same story is not 'related'), and the
     lists it beats the last entry of. `kth` covers the version's articles; positions past it are
     live upserts, whose lists are always open. Taken-down ids never count."""
+    scores, text_scores, at = scored.blended, scored.tfidf, scored.positions
     depth = min(len(scores), cfg.top_k + CANDIDATE_MARGIN + len(deleted))
     best = np.argpartition(-scores, depth - 1)[:depth] if depth else np.zeros(0, dtype=int)
     best = best[np.argsort(-scores[best], kind="stable")]
-    top = [int(j) for j in best if scores[j] > 0 and ids[int(j)] not in deleted]
+    top = [int(j) for j in best if scores[j] > 0 and scored.ids[int(at[j])] not in deleted]
     # Near-duplicates by TF-IDF cosine: the LSA part makes every story of a thread look alike.
     duplicates = [j for j in top if text_scores[j] >= cfg.duplicate_threshold]
     own = [j for j in top if text_scores[j] < cfg.duplicate_threshold][: cfg.top_k]
     # A republished story enters no other list: those lists already show the original.
-    hosts = [] if duplicates else [j for j in own if j >= len(kth) or scores[j] > kth[j]]
-    return Placement(own, hosts, bool(duplicates))
+    hosts = [] if duplicates else [j for j in own if at[j] >= len(kth) or scores[j] > kth[at[j]]]
+
+    def entries(picked: list[int]) -> list[tuple[str, float]]:
+        return [(scored.ids[int(at[j])], float(scores[j])) for j in picked]
+
+    return Placement(entries(own), entries(hosts), bool(duplicates))
 
 
 class ArticleWriter:
@@ -161,25 +161,25 @@ class ArticleWriter:
         self, version: str, index: VectorIndex, cfg: VersionConfig, article: Article
     ) -> pb.UpsertResult:
         vector = await asyncio.to_thread(index.vectorize, article)  # encoding: tens of ms
-        created = article.id not in index.positions and article.id not in index.live
-        ids, scores, text_scores = index.score(vector, article.id)
-        placed = place(scores, text_scores, index.kth, ids, self.reader.deleted, cfg)
-        records = await self.reader.articles(version, [ids[j] for j in placed.own])
+        created = article.id not in index.ids and article.id not in index.live
+        placed = place(index.score(vector, article.id), index.kth, self.reader.deleted, cfg)
+        records = await self.reader.articles(version, [aid for aid, _ in placed.own])
         related: list[Candidate] = [
-            (ids[j], float(scores[j]), rec.sections)
-            for j, rec in zip(placed.own, records, strict=True)
+            (aid, score, rec.sections)
+            for (aid, score), rec in zip(placed.own, records, strict=True)
             if rec is not None
         ]
-        hosts = [(ids[j], float(scores[j])) for j in placed.hosts]
         await self.reader.run(
-            lambda pipe: self._write_upsert(pipe, version, article, vector, related, hosts, cfg)
+            lambda pipe: self._write_upsert(
+                pipe, version, article, vector, related, placed.hosts, cfg
+            )
         )
         index.set_live(article.id, vector)
         return pb.UpsertResult(
             article_id=article.id,
             created=created,
             related_count=len(related),
-            inserted_into=len(hosts),
+            inserted_into=len(placed.hosts),
         )
 
     def _write_upsert(

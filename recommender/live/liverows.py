@@ -4,6 +4,7 @@ them stacked for scoring, kept exact (float32) because there are few of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,40 +46,50 @@ DENSE_PARTS = ("raw", "lsa", "embedding_raw", "embedding")
 
 @dataclass
 class LiveRows:
-    """The live articles' rows stacked, in one order: ids, TF-IDF, and each dense part in a
-    buffer with spare capacity (doubling), so appending an upsert copies one row, not all."""
+    """The live articles' rows stacked, in one order: ids, TF-IDF (CSR arrays) and each dense
+    part, all in buffers with spare capacity (doubling), so appending an upsert copies one
+    row, not all of them."""
 
     ids: list[str]
-    rows: sp.csr_matrix
+    width: int
     buffers: dict[str, NDArray[np.float32]]
+    data: NDArray[np.float32]
+    indices: NDArray[np.int32]
+    indptr: NDArray[np.int64]
 
     @classmethod
     def of(cls, items: list[tuple[str, LiveVector]], width: int, dims: tuple[int, int]) -> LiveRows:
         """Stack every live vector at once (built from arrays, not row by row)."""
         tfidf = [v.tfidf for _, v in items]
-        rows = sp.csr_matrix(
-            (
-                np.concatenate([r.data for r in tfidf]) if tfidf else np.zeros(0, np.float32),
-                np.concatenate([r.indices for r in tfidf]) if tfidf else np.zeros(0, np.int32),
-                np.concatenate([[0], np.cumsum([r.nnz for r in tfidf])]).astype(np.int64),
-            ),
-            shape=(len(items), width),
-            dtype=np.float32,
-        )
+        data = np.concatenate([r.data for r in tfidf]) if tfidf else np.zeros(0)
+        indices = np.concatenate([r.indices for r in tfidf]) if tfidf else np.zeros(0)
         sizes = dict(zip(DENSE_PARTS, (dims[0], dims[0], dims[1], dims[1]), strict=True))
         buffers = {name: _stack([getattr(v, name) for _, v in items], sizes[name])
                    for name in DENSE_PARTS}  # fmt: skip
-        return cls([aid for aid, _ in items], rows, buffers)
+        indptr = np.concatenate([[0], np.cumsum([r.nnz for r in tfidf])]).astype(np.int64)
+        return cls([aid for aid, _ in items], width, buffers, data.astype(np.float32),
+                   indices.astype(np.int32), indptr)  # fmt: skip
+
+    @property
+    def rows(self) -> sp.csr_matrix:
+        """The TF-IDF rows (views of the buffers)."""
+        count, nnz = len(self.ids), int(self.indptr[len(self.ids)])
+        return sp.csr_matrix((self.data[:nnz], self.indices[:nnz], self.indptr[: count + 1]),
+                             shape=(count, self.width), copy=False)  # fmt: skip
 
     def append(self, article_id: str, vector: LiveVector) -> None:
         """One more live article at the end."""
         count = len(self.ids)
-        self.rows = sp.vstack([self.rows, vector.tfidf], format="csr", dtype=np.float32)
+        row = vector.tfidf
+        nnz = int(self.indptr[count])
+        self.data = _room(self.data, nnz + row.nnz)
+        self.indices = _room(self.indices, nnz + row.nnz)
+        self.indptr = _room(self.indptr, count + 2)
+        self.data[nnz : nnz + row.nnz] = row.data
+        self.indices[nnz : nnz + row.nnz] = row.indices
+        self.indptr[count + 1] = nnz + row.nnz
         for name, buffer in self.buffers.items():
-            if count == len(buffer):
-                grown = np.zeros((max(16, 2 * count), buffer.shape[1]), dtype=np.float32)
-                grown[:count] = buffer
-                self.buffers[name] = buffer = grown
+            self.buffers[name] = buffer = _room(buffer, count + 1)
             part = getattr(vector, name)
             buffer[count] = 0.0 if part is None else part
         self.ids.append(article_id)
@@ -102,6 +113,15 @@ class LiveRows:
     @property
     def embedding(self) -> NDArray[np.float32]:
         return self.part("embedding")
+
+
+def _room(buffer: NDArray[Any], needed: int) -> NDArray[Any]:
+    """The buffer, or a copy twice as long (zero-padded) when it holds fewer than `needed`."""
+    if needed <= len(buffer):
+        return buffer
+    grown = np.zeros((max(16, 2 * len(buffer), needed), *buffer.shape[1:]), dtype=buffer.dtype)
+    grown[: len(buffer)] = buffer
+    return grown
 
 
 def _stack(parts: list[NDArray[np.float32] | None], dims: int) -> NDArray[np.float32]:

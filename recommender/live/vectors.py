@@ -14,28 +14,24 @@ kept beside them, exact (recommender/live/liverows.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, overload
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from recommender.domain import Article
 from recommender.encoder import Encoder, article_text, load_encoder
-from recommender.live.compact import (
-    Blob,
-    Int8Rows,
-    Postings,
-    Sketch,
-    pruned_postings,
-    release_free_memory,
-)
+from recommender.live.compact import Blob, Int8Rows, release_free_memory
+from recommender.live.idtable import IdTable
 from recommender.live.liverows import DENSE_PARTS, LiveRows, LiveVector
+from recommender.live.postings import Postings, pruned_postings
+from recommender.live.scored import JoinedIds, Scores, SparseScores
+from recommender.live.sketch import SketchIndex
 from recommender.similarity import Shares, expand_rows, lsa_raw
 from recommender.textmodel import TextModel
 
-__all__ = ["DENSE_PARTS", "LiveRows", "LiveVector", "VectorIndex"]
+__all__ = ["DENSE_PARTS", "LiveRows", "LiveVector", "Scores", "VectorIndex"]
 
 UPSERT_THREADS = 1
 """Encoder threads of a serving process: it encodes one article per upsert (recommender/encoder)."""
@@ -43,27 +39,6 @@ CANDIDATES_BY_WORDS = 3000
 """Articles with the highest TF-IDF cosine whose LSA and embedding cosines are computed."""
 CANDIDATES_BY_MEANING = 3000
 """Articles nearest by the embedding sketch added to them."""
-
-
-class JoinedIds(Sequence[str]):
-    """The base ids then the live ids, without copying a million-entry list per upsert."""
-
-    def __init__(self, base: list[str], live: list[str]) -> None:
-        self.base, self.live = base, live
-
-    def __len__(self) -> int:
-        return len(self.base) + len(self.live)
-
-    @overload
-    def __getitem__(self, n: int) -> str: ...
-    @overload
-    def __getitem__(self, n: slice) -> list[str]: ...
-    def __getitem__(self, n: int | slice) -> str | list[str]:
-        if isinstance(n, slice):
-            return [self[i] for i in range(*n.indices(len(self)))]
-        if n < 0:
-            n += len(self)
-        return self.base[n] if n < len(self.base) else self.live[n - len(self.base)]
 
 
 @dataclass(frozen=True)
@@ -77,7 +52,7 @@ class EmbeddingPart:
     feedback_blend: float
     raw: Int8Rows
     vectors: Int8Rows
-    sketch: Sketch
+    sketch: SketchIndex
     """Of the final vectors: queried with a new article's raw, then its final embedding."""
     encoder: Encoder
 
@@ -92,7 +67,7 @@ class EmbeddingPart:
         encoder = load_encoder(str(blob.array("extra_embedding_model")[0]), threads=UPSERT_THREADS)
         vectors = blob.int8_rows("extra_embedding_vectors")
         return cls(weight, int(feedback), feedback_weight, blend,
-                   blob.int8_rows("extra_embedding_raw"), vectors, Sketch.of(vectors),
+                   blob.int8_rows("extra_embedding_raw"), vectors, SketchIndex.of(vectors),
                    encoder)  # fmt: skip
 
 
@@ -125,25 +100,26 @@ class VectorIndex:
 
     version: str
     text_model: TextModel
-    ids: list[str]
+    ids: IdTable
     postings: Postings
     kth: NDArray[np.float32]
     """Score of each article's last related entry: a newcomer must beat it to enter the list."""
     lsa: LsaPart | None = None
     embedding: EmbeddingPart | None = None
-    positions: dict[str, int] = field(default_factory=dict)
     live: dict[str, LiveVector] = field(default_factory=dict)
+    shadowed: dict[str, int] = field(default_factory=dict)
+    """Base positions of live articles that are edits of the version's: the old text no longer
+    counts (found once per live article, not per upsert)."""
     _stacked: LiveRows | None = None
 
     @classmethod
     def load(cls, version: str, vectorizer_json: bytes, blob_file: IO[bytes]) -> VectorIndex:
         """Assemble from the version's published text model and vectors blob (a file)."""
         blob = Blob(blob_file)
-        ids = [str(i) for i in blob.array("ids")]
+        ids = IdTable(str(i) for i in blob.array("ids"))
         index = cls(version, TextModel.loads(vectorizer_json), ids, pruned_postings(blob),
                     blob.array("kth"), LsaPart.from_blob(blob),
                     EmbeddingPart.from_blob(blob))  # fmt: skip
-        index.positions = {aid: n for n, aid in enumerate(ids)}
         release_free_memory()
         return index
 
@@ -178,10 +154,14 @@ class VectorIndex:
         if vector is None:
             if self.live.pop(article_id, None) is None:
                 return
+            self.shadowed.pop(article_id, None)
             self._stacked = None
             return
         known = article_id in self.live
         self.live[article_id] = vector
+        position = self.ids.position(article_id)
+        if position is not None:
+            self.shadowed[article_id] = position
         if known:
             self._stacked = None
         elif self._stacked is not None:
@@ -192,46 +172,49 @@ class VectorIndex:
             self._stacked = LiveRows.of(list(self.live.items()), self.width, self.dims)
         return self._stacked
 
-    def score(
-        self, vector: LiveVector, self_id: str
-    ) -> tuple[JoinedIds, NDArray[np.float32], NDArray[np.float32]]:
-        """Blended and TF-IDF-only similarity of the vector to every base and live article
-        (itself, and every article outside the candidates, at 0), and their ids (base, then
-        live); fills in vector.lsa and vector.embedding."""
+    def score(self, vector: LiveVector, self_id: str) -> Scores:
+        """Blended and TF-IDF-only similarity of the vector to the base and live articles it
+        may be related to (never itself); fills in vector.lsa and vector.embedding."""
         live = self._live_rows()
         base = len(self.ids)
         row = vector.tfidf
-        tfidf = np.concatenate([self.postings.scores(row.indices, row.data.astype(np.float32)),
-                                np.asarray((live.rows @ row.T).toarray()).ravel()])  # fmt: skip
-        tfidf = tfidf.astype(np.float32)
-        # An edited article's old text no longer counts, and nothing is related to itself.
-        known = (self.positions.get(a) for a in [*self.live, self_id])
-        masked = [n for n in known if n is not None]
-        masked += [base + i for i, aid in enumerate(live.ids) if aid == self_id]
-        tfidf[masked] = 0.0
-        pool = self._candidates(vector, tfidf[:base], len(live.ids), masked)
-        emb = self._embedding_scores(vector, tfidf, pool, masked, live)
+        touched, values = self.postings.scores(row.indices, row.data.astype(np.float32))
+        by_live = np.asarray((live.rows @ row.T).toarray(), dtype=np.float32).ravel()
+        sharing = np.flatnonzero(by_live)
+        masked = self._masked(self_id, live.ids)
+        words = SparseScores(
+            np.concatenate([touched, base + sharing]), np.concatenate([values, by_live[sharing]])
+        ).without(masked)
+        ids = JoinedIds(self.ids, live.ids)
+        if self.lsa is None and self.embedding is None:
+            return Scores(ids, words.positions, words.values, words.values)
+        pool = self._candidates(vector, words, len(live.ids), masked)
+        emb = self._embedding_scores(vector, words, pool, masked, live)
         if emb is not None:
             pool, emb_scores = emb
-        lsa = self._lsa_scores(vector, tfidf, pool, live)
-        ids = JoinedIds(self.ids, live.ids)
-        if lsa is None and emb is None:
-            return ids, tfidf, tfidf
+        tfidf = words.at(pool)
+        lsa = self._lsa_scores(vector, words, pool, live)
         shares = Shares.of(
             self.lsa.weight if lsa is not None and self.lsa else 0.0,
             self.embedding.weight if emb is not None and self.embedding else 0.0,
         )
-        pooled = np.float32(shares.tfidf) * tfidf[pool]
+        blended = np.float32(shares.tfidf) * tfidf
         if lsa is not None:
-            pooled += np.float32(shares.lsa) * lsa
+            blended += np.float32(shares.lsa) * lsa
         if emb is not None:
-            pooled += np.float32(shares.embedding) * emb_scores
-        blended = np.zeros(len(tfidf), dtype=np.float32)
-        blended[pool] = pooled
-        return ids, blended, tfidf
+            blended += np.float32(shares.embedding) * emb_scores
+        return Scores(ids, pool, blended, tfidf)
+
+    def _masked(self, self_id: str, live_ids: list[str]) -> NDArray[np.intp]:
+        """Positions never scored: an edited article's old text no longer counts, and
+        nothing is related to itself."""
+        own = self.ids.position(self_id)
+        masked = [*self.shadowed.values(), *([] if own is None else [own])]
+        masked += [len(self.ids) + i for i, aid in enumerate(live_ids) if aid == self_id]
+        return np.asarray(masked, dtype=np.intp)
 
     def _candidates(
-        self, vector: LiveVector, tfidf: NDArray[np.float32], lives: int, masked: list[int]
+        self, vector: LiveVector, words: SparseScores, lives: int, masked: NDArray[np.intp]
     ) -> NDArray[np.intp]:
         """Positions whose embedding feedback and scores are computed first: the nearest base
         articles by words and by meaning (all of them on a small corpus), then every live
@@ -240,30 +223,27 @@ class VectorIndex:
         if base <= CANDIDATES_BY_WORDS + CANDIDATES_BY_MEANING:
             picked = np.arange(base)
         else:
-            by_words = _top(tfidf, CANDIDATES_BY_WORDS)
-            picked = by_words[tfidf[by_words] > 0]
+            picked = words.top(CANDIDATES_BY_WORDS, below=base)
             if self.embedding is not None and vector.embedding_raw is not None:
                 nearest = self.embedding.sketch.nearest(vector.embedding_raw, CANDIDATES_BY_MEANING)
                 picked = np.union1d(picked, nearest)
-        chosen = np.concatenate([picked, base + np.arange(lives)])
+        chosen = np.union1d(picked, base + np.arange(lives))
         return chosen[~np.isin(chosen, masked)].astype(np.intp)
 
     def _lsa_scores(
-        self, vector: LiveVector, tfidf: NDArray[np.float32], pool: NDArray[np.intp],
-        live: LiveRows,
-    ) -> NDArray[np.float32] | None:  # fmt: skip
+        self, vector: LiveVector, words: SparseScores, pool: NDArray[np.intp], live: LiveRows
+    ) -> NDArray[np.float32] | None:
         """LSA cosine to the pool; fills in vector.lsa from its TF-IDF neighbours."""
         lsa = self.lsa
         if lsa is None or vector.raw is None:
             return None
-        everyone = np.arange(len(tfidf))
-        vector.lsa = _with_feedback(vector.raw, tfidf, everyone, lsa.feedback, lsa.raw,
-                                    live.raw, lsa.feedback_weight)  # fmt: skip
+        vector.lsa = _with_feedback(vector.raw, words.values, words.positions, lsa.feedback,
+                                    lsa.raw, live.raw, lsa.feedback_weight)  # fmt: skip
         return _dots(lsa.vectors, live.lsa, pool, vector.lsa)
 
     def _embedding_scores(
-        self, vector: LiveVector, tfidf: NDArray[np.float32], pool: NDArray[np.intp],
-        masked: list[int], live: LiveRows,
+        self, vector: LiveVector, words: SparseScores, pool: NDArray[np.intp],
+        masked: NDArray[np.intp], live: LiveRows,
     ) -> tuple[NDArray[np.intp], NDArray[np.float32]] | None:  # fmt: skip
         """Embedding cosine to the pool, widened by the articles nearest to the new article's
         final embedding; fills that in from its nearest articles of the pool by the training
@@ -272,7 +252,7 @@ class VectorIndex:
         if part is None or vector.embedding_raw is None:
             return None
         similar = _dots(part.raw, live.embedding_raw, pool, vector.embedding_raw)
-        closeness = (1 - part.feedback_blend) * tfidf[pool] + part.feedback_blend * similar
+        closeness = (1 - part.feedback_blend) * words.at(pool) + part.feedback_blend * similar
         vector.embedding = _with_feedback(vector.embedding_raw, closeness, pool, part.feedback,
                                           part.raw, live.embedding_raw,
                                           part.feedback_weight)  # fmt: skip

@@ -1,0 +1,75 @@
+"""What scoring a new article against a version's articles answers: scores for the few
+articles it may be related to (its pool), never million-long arrays, so an upsert's cost
+follows its candidates rather than the corpus (recommender/live/vectors.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from recommender.live.idtable import PositionalIds
+
+
+class JoinedIds(PositionalIds):
+    """The base ids then the live ids, without copying a million-entry list per upsert."""
+
+    def __init__(self, base: Sequence[str], live: list[str]) -> None:
+        self.base, self.live = base, live
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.live)
+
+    def _at(self, n: int) -> str:
+        return self.base[n] if n < len(self.base) else self.live[n - len(self.base)]
+
+
+@dataclass(frozen=True)
+class SparseScores:
+    """Scores of some positions (ascending, unique); every other position scores 0."""
+
+    positions: NDArray[np.intp]
+    values: NDArray[np.float32]
+
+    def without(self, dropped: NDArray[np.intp]) -> SparseScores:
+        """These scores but those positions' (a binary search each: `dropped` is short)."""
+        if not len(self.positions) or not len(dropped):
+            return self
+        where = np.minimum(np.searchsorted(self.positions, dropped), len(self.positions) - 1)
+        found = where[self.positions[where] == dropped]
+        return SparseScores(np.delete(self.positions, found), np.delete(self.values, found))
+
+    def at(self, wanted: NDArray[np.intp]) -> NDArray[np.float32]:
+        """The scores of those positions (0 where absent)."""
+        if not len(self.positions):
+            return np.zeros(len(wanted), dtype=np.float32)
+        where = np.minimum(np.searchsorted(self.positions, wanted), len(self.positions) - 1)
+        return np.where(self.positions[where] == wanted, self.values[where],
+                        np.float32(0)).astype(np.float32)  # fmt: skip
+
+    def top(self, count: int, below: int) -> NDArray[np.intp]:
+        """The positions under `below` with the `count` highest positive scores, unordered."""
+        inside = (self.positions < below) & (self.values > 0)
+        positions, values = self.positions[inside], self.values[inside]
+        count = min(count, len(values))
+        return positions[np.argpartition(-values, count - 1)[:count]] if count else positions[:0]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A new article's blended and TF-IDF-only similarity to the articles of its pool
+    (positions in `ids`: the version's articles, then the live ones); 0 to every other."""
+
+    ids: JoinedIds
+    positions: NDArray[np.intp]
+    blended: NDArray[np.float32]
+    tfidf: NDArray[np.float32]
+
+    def dense(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Blended and TF-IDF scores of every article, in `ids` order (for checks)."""
+        blended = np.zeros(len(self.ids), dtype=np.float32)
+        tfidf = np.zeros(len(self.ids), dtype=np.float32)
+        blended[self.positions], tfidf[self.positions] = self.blended, self.tfidf
+        return blended, tfidf
