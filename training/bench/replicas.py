@@ -64,10 +64,11 @@ def _upserts(
     stub: pb_grpc.RecommenderStub, batch: list[pb.ArticleInput], writer: int
 ) -> dict[str, Any]:
     first, _ = upsert_one_by_one(stub, batch[:1])
-    after_first = rss_mb(writer)
+    after_first, peak = rss_mb(writer), rss_mb(writer, "VmHWM")  # the peak: while loading
     _, latencies = upsert_one_by_one(stub, batch)
     p50, p99 = np.percentile(latencies, [50, 99])
-    return {"first_seconds": first, "writer_rss_mb_first": after_first, "p50_ms": float(p50),
+    return {"first_seconds": first, "writer_rss_mb_first": after_first,
+            "writer_peak_mb_first": peak, "p50_ms": float(p50),
             "p99_ms": float(p99),
             "last_1000_p99_ms": float(np.percentile(latencies[-1000:], 99))}  # fmt: skip
 
