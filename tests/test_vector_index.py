@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recommender.domain import Article
 from recommender.live.liverows import DENSE_PARTS, LiveRows
 from recommender.textmodel import TextModel
 from tests.corpus import make_articles
@@ -90,3 +91,14 @@ def test_text_model_refuses_settings_it_cannot_reproduce() -> None:
         TextModel.loads(text_model_json(model.vectorizer, 1))
     with pytest.raises(ValueError, match="not a newsrec TF-IDF model"):
         TextModel.loads(b'{"format": "pickle"}')
+
+
+def test_an_article_of_words_the_model_never_saw_is_scored_by_meaning(tmp_path: Path) -> None:
+    articles = as_articles(make_articles(per_topic=25))
+    _, index = trained_and_served(articles, RelatedParams(lsa_dims=20), tmp_path)
+    unseen = Article("unseen", "Qqqqqqqq", "Xxxxxxxx " * 20)
+    vector = index.vectorize(unseen)
+    assert vector.tfidf.nnz == 0
+    scored = index.score(vector, "unseen")
+    assert np.all(scored.tfidf == 0) and len(scored.positions) == len(articles)
+    assert scored.blended.max() > 0  # its embedding still finds neighbours

@@ -43,13 +43,19 @@ class Postings:
         """Dot products of a sparse row (terms, weights) with every article sharing a term:
         those articles' positions (ascending) and scores. Only its own terms' postings are
         read; every other article scores 0."""
+        if not len(terms):  # no word the version knows
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float32)
         starts, ends = self.indptr[terms], self.indptr[terms + 1]
-        lengths = ends - starts
-        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-        where = offsets + np.arange(int(lengths.sum()))
-        products = self.weights[where].astype(np.float32) * np.repeat(weights, lengths)
-        summed = np.bincount(self.indices[where], products, self.articles)
-        touched = np.flatnonzero(summed)
+        # Each term's postings are one slice: joining slices is a copy, not a gather.
+        articles = np.concatenate([self.indices[a:b] for a, b in zip(starts, ends, strict=True)])
+        products = np.concatenate(
+            [self.weights[a:b] for a, b in zip(starts, ends, strict=True)]
+        ).astype(np.float32)
+        products *= np.repeat(weights, ends - starts)
+        summed = np.bincount(articles, products, self.articles)
+        seen = np.zeros(self.articles, dtype=bool)  # a byte an article: faster to scan
+        seen[articles] = True
+        touched = np.flatnonzero(seen)
         return touched, summed[touched].astype(np.float32)
 
 

@@ -49,12 +49,13 @@ class SparseScores:
         return np.where(self.positions[where] == wanted, self.values[where],
                         np.float32(0)).astype(np.float32)  # fmt: skip
 
-    def top(self, count: int, below: int) -> NDArray[np.intp]:
-        """The positions under `below` with the `count` highest positive scores, unordered."""
-        inside = (self.positions < below) & (self.values > 0)
-        positions, values = self.positions[inside], self.values[inside]
-        count = min(count, len(values))
-        return positions[np.argpartition(-values, count - 1)[:count]] if count else positions[:0]
+    def best(self, count: int) -> SparseScores:
+        """The `count` highest positive scores (fewer if fewer are positive)."""
+        positive = np.flatnonzero(self.values > 0)
+        if len(positive) > count:
+            positive = positive[np.argpartition(-self.values[positive], count - 1)[:count]]
+            positive.sort()
+        return SparseScores(self.positions[positive], self.values[positive])
 
 
 @dataclass(frozen=True)

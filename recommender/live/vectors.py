@@ -14,6 +14,7 @@ kept beside them, exact (recommender/live/liverows.py).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -33,8 +34,9 @@ from recommender.textmodel import TextModel
 
 __all__ = ["DENSE_PARTS", "LiveRows", "LiveVector", "Scores", "VectorIndex"]
 
-UPSERT_THREADS = 1
-"""Encoder threads of a serving process: it encodes one article per upsert (recommender/encoder)."""
+UPSERT_THREADS = min(2, os.cpu_count() or 1)
+"""Encoder threads of a writer: it encodes one article per upsert, and two threads take ~35%
+off that (11-14 ms against 18-21 ms, `newsrec bench encode`, benchmarks/RESULTS.md)."""
 CANDIDATES_BY_WORDS = 3000
 """Articles with the highest TF-IDF cosine whose LSA and embedding cosines are computed."""
 CANDIDATES_BY_MEANING = 3000
@@ -188,12 +190,14 @@ class VectorIndex:
         ids = JoinedIds(self.ids, live.ids)
         if self.lsa is None and self.embedding is None:
             return Scores(ids, words.positions, words.values, words.values)
-        pool = self._candidates(vector, words, len(live.ids), masked)
+        # The nearest by words: candidates, and the LSA feedback's neighbours among them.
+        near = words.best(max(CANDIDATES_BY_WORDS, self.lsa.feedback if self.lsa else 0))
+        pool = self._candidates(vector, near, len(live.ids), masked)
         emb = self._embedding_scores(vector, words, pool, masked, live)
         if emb is not None:
             pool, emb_scores = emb
         tfidf = words.at(pool)
-        lsa = self._lsa_scores(vector, words, pool, live)
+        lsa = self._lsa_scores(vector, near, pool, live)
         shares = Shares.of(
             self.lsa.weight if lsa is not None and self.lsa else 0.0,
             self.embedding.weight if emb is not None and self.embedding else 0.0,
@@ -214,7 +218,7 @@ class VectorIndex:
         return np.asarray(masked, dtype=np.intp)
 
     def _candidates(
-        self, vector: LiveVector, words: SparseScores, lives: int, masked: NDArray[np.intp]
+        self, vector: LiveVector, near: SparseScores, lives: int, masked: NDArray[np.intp]
     ) -> NDArray[np.intp]:
         """Positions whose embedding feedback and scores are computed first: the nearest base
         articles by words and by meaning (all of them on a small corpus), then every live
@@ -223,7 +227,7 @@ class VectorIndex:
         if base <= CANDIDATES_BY_WORDS + CANDIDATES_BY_MEANING:
             picked = np.arange(base)
         else:
-            picked = words.top(CANDIDATES_BY_WORDS, below=base)
+            picked = near.positions[near.positions < base]
             if self.embedding is not None and vector.embedding_raw is not None:
                 nearest = self.embedding.sketch.nearest(vector.embedding_raw, CANDIDATES_BY_MEANING)
                 picked = np.union1d(picked, nearest)
@@ -231,13 +235,14 @@ class VectorIndex:
         return chosen[~np.isin(chosen, masked)].astype(np.intp)
 
     def _lsa_scores(
-        self, vector: LiveVector, words: SparseScores, pool: NDArray[np.intp], live: LiveRows
+        self, vector: LiveVector, near: SparseScores, pool: NDArray[np.intp], live: LiveRows
     ) -> NDArray[np.float32] | None:
-        """LSA cosine to the pool; fills in vector.lsa from its TF-IDF neighbours."""
+        """LSA cosine to the pool; fills in vector.lsa from its TF-IDF neighbours (`near`:
+        the nearest by words, at least as many as the feedback takes)."""
         lsa = self.lsa
         if lsa is None or vector.raw is None:
             return None
-        vector.lsa = _with_feedback(vector.raw, words.values, words.positions, lsa.feedback,
+        vector.lsa = _with_feedback(vector.raw, near.values, near.positions, lsa.feedback,
                                     lsa.raw, live.raw, lsa.feedback_weight)  # fmt: skip
         return _dots(lsa.vectors, live.lsa, pool, vector.lsa)
 
