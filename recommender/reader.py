@@ -194,6 +194,19 @@ class Reader:
         self.upserted = frozenset(text(u) for u in upserted)
         self.epoch = epoch
 
+    def apply_own_upserts(self, epoch: int, article_ids: list[str]) -> bool:
+        """This process's upserts moved the epoch to `epoch` (its INCR's answer). When that is
+        the next epoch after the one synced (no other change came between), apply them here
+        instead of reloading both live sets (HKEYS of every upserted id, twice an upsert);
+        True if applied. A change another replica wrote but has not counted yet shows when its
+        own INCR moves the epoch again."""
+        if epoch != self.epoch + 1:
+            return False
+        added = frozenset(article_ids)
+        self.upserted, self.deleted = self.upserted | added, self.deleted - added
+        self.epoch = epoch
+        return True
+
     async def refresh_live(self) -> None:
         """Resync live sets now (one GET, plus a reload if they changed)."""
         metrics.REDIS_ROUND_TRIPS.inc()

@@ -229,6 +229,11 @@ def test_two_replicas_share_upserts(live: ServerThread, live_settings: Settings)
         assert mine.items[0].article_id == "tech-a"  # the other replica's upsert is a candidate
         back = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-a", limit=5))
         assert "tech-b" in [i.article_id for i in back.items]  # and it entered tech-a's list
+        # A writer applies its own upserts to its live sets without reloading them; another
+        # replica's upsert in between still reaches it.
+        upsert(live, "tech-c", "laptop keyboard tablet screen laptop " * 6, ["tech"])
+        third = live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-c", limit=3))
+        assert third.items[0].article_id == "tech-b"
     finally:
         other.stop()
 

@@ -81,12 +81,15 @@ class ArticleWriter:
         self._index: VectorIndex | None = None
         self._index_lock = asyncio.Lock()
         self._upsert_lock = asyncio.Lock()
+        self._synced: frozenset[str] | None = None
+        """The upserted set the index's live rows were last brought in line with."""
 
     async def vector_index(self, version: str) -> VectorIndex:
         """The version's vectors with every live upsert's vector, loaded on first use."""
         async with self._index_lock:
             if self._index is None or self._index.version != version:
                 self._index = await self._load_index(version)
+                self._synced = None
             await self._sync_live_rows(self._index)
             return self._index
 
@@ -124,10 +127,13 @@ class ArticleWriter:
         """Bring live rows in line with the upserted set another replica may have changed."""
         await self.reader.refresh_live()
         wanted = self.reader.upserted
+        if wanted is self._synced:  # unchanged since (the common case: our own upserts)
+            return
         for gone in [i for i in index.live if i not in wanted]:
             index.set_live(gone, None)
         missing = sorted(wanted - index.live.keys())
         if not missing:
+            self._synced = wanted
             return
         raws = await self.reader.run(
             lambda p: (
@@ -143,6 +149,7 @@ class ArticleWriter:
                 vector = await asyncio.to_thread(index.vectorize, codec.decode_document(aid, doc))
                 index.score(vector, aid)  # fills in its LSA row
                 index.set_live(aid, vector)
+        self._synced = wanted
 
     async def upsert(self, articles: list[Article]) -> list[pb.UpsertResult]:
         """Place each article: its own list, its entries in others' lists, its live records."""
@@ -153,8 +160,13 @@ class ArticleWriter:
             results = []
             for article in articles:
                 results.append(await self._upsert_one(version, index, cfg, article))
-            await self.reader.run(lambda p: p.incr(self.keys.epoch))
-            await self.reader.refresh_live()
+            (epoch,) = await self.reader.run(lambda p: p.incr(self.keys.epoch))
+            in_step = self._synced is self.reader.upserted
+            if self.reader.apply_own_upserts(int(epoch), [a.id for a in articles]):
+                if in_step:  # the index's live rows hold exactly the new set
+                    self._synced = self.reader.upserted
+            else:
+                await self.reader.refresh_live()
         return results
 
     async def _upsert_one(
