@@ -82,9 +82,9 @@ def test_chunked_vectorising_on_the_cluster_matches_local(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["exact", "pruned"])
+@pytest.mark.parametrize(("method", "shards"), [("exact", 1), ("pruned", 1), ("pruned", 2)])
 def test_neighbour_search_on_the_cluster_matches_local(
-    scheduler: str, generated: list[Article], method: str
+    scheduler: str, generated: list[Article], method: str, shards: int
 ) -> None:
     fitted = _vectorised(generated)
     dense = np.random.default_rng(0).normal(size=(len(generated), 16)).astype(np.float32)
@@ -92,7 +92,7 @@ def test_neighbour_search_on_the_cluster_matches_local(
     allowed = np.ones(len(generated), dtype=bool)
     allowed[::7] = False
     vectors = article_vectors(fitted.tfidf, None, 0.0, dense, 0.3)
-    knobs: dict[str, Any] = {"block": 128} if method == "pruned" else {}  # 24 blocks a pass
+    knobs: dict[str, Any] = {"block": 128, "shards": shards} if method == "pruned" else {}
     knobs |= {"method": method, "allowed": allowed}
     args = (vectors.sparse, 20, vectors.dense, vectors.weight)
     local = search(*args, **knobs)
@@ -104,6 +104,29 @@ def test_neighbour_search_on_the_cluster_matches_local(
     assert len({task["worker"] for task in stream.data}) == 2  # both workers took blocks
     _same_neighbours(local, far)
     assert (local[0][:, 0] >= 0).all()
+
+
+def test_each_shard_is_kept_by_one_worker_and_its_tasks_run_there(scheduler: str) -> None:
+    # What makes memory per worker fall with a sharded search: a part placed at `where` lives on
+    # one worker only, and the tasks sent to `where` run on that worker.
+    with (
+        compute.on_cluster(scheduler) as client,
+        compute.pool("threads", 1) as pool,
+        distributed.get_task_stream(client) as stream,
+    ):
+        assert pool.places == 2
+        parts = [pool.place(np.arange, (s * 10, s * 10 + 10), where=s) for s in range(2)]
+        distributed.wait(parts)
+        holders = client.who_has(parts)
+        owners = [holders[part.key] for part in parts]
+        assert all(len(owner) == 1 for owner in owners) and owners[0] != owners[1]
+        tasks = [(part, s) for s, part in enumerate(parts) for _ in range(3)]  # np.take(part, s)
+        got = list(pool.map(np.take, (), tasks, where=lambda task: int(task[1])))
+    assert sorted(int(value) for _, value in got) == [0] * 3 + [11] * 3
+    ran = [(task["worker"], task["key"]) for task in stream.data]
+    assert len({worker for worker, _ in ran}) == 2
+    for worker, _ in ran:  # every task (placing or using a part) ran on a part's holder
+        assert (worker,) in {tuple(owner) for owner in owners}
 
 
 @pytest.mark.slow

@@ -10,6 +10,11 @@ one chunk's texts, one block's slices). What `share` does with a value:
   - a cluster: scattered once to every worker (client.scatter(broadcast=True)); tasks name it,
     so it is never shipped per task, and it is released when the stage's pool closes.
 The tasks are the same functions either way, so the lists are the same either way.
+
+A stage that cuts its data into parts (the sharded search) keeps each part where its tasks run:
+`Pool.place(fn, args, where)` builds fn(*args) on worker `where` mod `Pool.places` and keeps it
+there, and `map(..., where=...)` sends each task to its part's worker; locally there is one
+place, this process.
 """
 
 from __future__ import annotations
@@ -72,7 +77,17 @@ class Pool:
         """A stand-in for `value` that tasks receive as the value itself (see module doc)."""
         return value
 
-    def _submit(self, fn: Callable[..., Any], args: Task) -> cf.Future[Any]:
+    @property
+    def places(self) -> int:
+        """Workers that can each keep a part of a stage's data (1: this process)."""
+        return 1
+
+    def place(self, fn: Callable[..., Any], args: Task, where: int) -> Any:
+        """A stand-in for fn(*args), computed and kept at place `where` (mod `places`): tasks
+        sent there receive the value itself."""
+        return _call(fn, *args)
+
+    def _submit(self, fn: Callable[..., Any], args: Task, where: int | None) -> cf.Future[Any]:
         return self.executor.submit(_call, fn, *args)
 
     def map(
@@ -83,16 +98,18 @@ class Pool:
         *,
         ordered: bool = True,
         ahead: int = 2,
+        where: Callable[[Task], int] | None = None,
     ) -> Iterator[tuple[Task, Any]]:
         """(task, fn(*shared, *task)) for each task: in task order, or as tasks finish. At
         most `ahead` tasks per worker are in flight, so tasks made lazily (a chunk's texts) are
-        made only as workers get to them."""
+        made only as workers get to them. `where(task)`: the place a task must run at."""
         tasks = iter(tasks)
         pending: dict[cf.Future[Any], Task] = {}  # in submission order
 
         def submit(count: int) -> None:
             for task in itertools.islice(tasks, count):
-                pending[self._submit(fn, (*shared, *task))] = task
+                at = None if where is None else where(task)
+                pending[self._submit(fn, (*shared, *task), at)] = task
 
         submit(ahead * self.workers)
         while pending:
@@ -151,27 +168,53 @@ class _ClusterPool(Pool):
         super().__init__(client.get_executor(pure=False), threads)
         self.client = client
         self._scattered: list[Any] = []
+        self._workers = sorted(client.scheduler_info()["workers"])
+        self._pinned: dict[str, cf.Executor] = {}
 
-    def _scatter(self, value: Any, broadcast: bool) -> Any:
+    def _scatter(self, value: Any, broadcast: bool, worker: str | None = None) -> Any:
         # A one-item list: scatter would split a list or tuple into one future per item.
-        future = self.client.scatter([value], broadcast=broadcast, hash=False)[0]
+        workers = None if worker is None else [worker]
+        future = self.client.scatter([value], broadcast=broadcast, workers=workers, hash=False)[0]
         self._scattered.append(future)
         return future
 
     def share(self, value: Any) -> Any:
         return None if value is None else self._scatter(value, broadcast=True)
 
-    def _submit(self, fn: Callable[..., Any], args: Task) -> cf.Future[Any]:
+    @property
+    def places(self) -> int:
+        return max(1, len(self._workers))
+
+    def _worker(self, where: int) -> str:
+        return str(self._workers[where % len(self._workers)])
+
+    def _sent(self, args: Task, worker: str | None) -> list[Any]:
+        """Arguments as they go to a task: large ones scattered first (to `worker` if given)."""
         from dask.sizeof import sizeof
 
         big = [not _is_future(a) and sizeof(a) > SCATTER_TASK_BYTES for a in args]
-        sent = [
-            self._scatter(a, broadcast=False) if b else a for a, b in zip(args, big, strict=True)
-        ]
-        return self.executor.submit(_call, fn, *sent)
+        return [self._scatter(a, False, worker) if b else a for a, b in zip(args, big, strict=True)]
+
+    def place(self, fn: Callable[..., Any], args: Task, where: int) -> Any:
+        worker = self._worker(where)
+        future = self.client.submit(_call, fn, *self._sent(args, worker), workers=[worker],
+                                    allow_other_workers=False, pure=False)  # fmt: skip
+        self._scattered.append(future)
+        return future
+
+    def _submit(self, fn: Callable[..., Any], args: Task, where: int | None) -> cf.Future[Any]:
+        if where is None:
+            return self.executor.submit(_call, fn, *self._sent(args, None))
+        worker = self._worker(where)
+        if worker not in self._pinned:
+            self._pinned[worker] = self.client.get_executor(
+                pure=False, workers=[worker], allow_other_workers=False
+            )
+        return self._pinned[worker].submit(_call, fn, *self._sent(args, worker))
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False)  # cancels what is still running (after an error)
+        for executor in (self.executor, *self._pinned.values()):
+            executor.shutdown(wait=False)  # cancels what is still running (after an error)
         for future in self._scattered:
             future.release()
         self._scattered.clear()

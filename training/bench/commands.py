@@ -82,6 +82,13 @@ def _add_related(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="heavy stages on a LocalCluster of N one-thread worker processes",
     )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the searches' corpus shards (search_shards: one per dask worker)",
+    )
     p.add_argument("--json", type=Path, help="also write every figure here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots here")
     p.add_argument("--runs", type=Path, nargs="*", default=[],
@@ -134,6 +141,7 @@ def bench_related(args: argparse.Namespace) -> int:
             progress=args.progress or sys.stderr.isatty(),
             embedding_weight=args.embedding_weight,
             dask_scheduler=args.dask_scheduler, dask_workers=args.dask_workers,
+            shards=args.shards,
         )  # fmt: skip
         figures = run(config)
         _write_json(args.json, figures)

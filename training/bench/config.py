@@ -29,3 +29,6 @@ class BenchConfig:
     """Run the heavy stages on this dask.distributed scheduler (training/compute.py)."""
     dask_workers: int = 0
     """Or start a LocalCluster of this many one-thread worker processes for the run (0: none)."""
+    shards: int = 1
+    """RelatedParams.search_shards: the searches' corpus shards (one per dask worker to split
+    the rows between them)."""

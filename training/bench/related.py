@@ -59,7 +59,7 @@ def run_path(
     from training.related.params import RelatedParams
     from training.sources.articles import read_articles
 
-    params = replace(RelatedParams(), top_k=config.k)
+    params = replace(RelatedParams(), top_k=config.k, search_shards=config.shards)
     if config.embedding_weight is not None:
         params = replace(params, embedding_weight=config.embedding_weight)
     if not config.publish:

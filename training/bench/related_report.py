@@ -25,7 +25,8 @@ def table(figures: dict[str, Any]) -> str:
     cfg, q, m = figures["config"], figures["quality"], figures["machine"]
     lines = [
         f"bench related: {figures['articles']:,} articles ({figures['corpus']}), k={cfg['k']}, "
-        f"method {cfg['method']} {cfg['knobs'] or '(default knobs)'}, {cfg['n_jobs']} threads",
+        f"method {cfg['method']} {cfg['knobs'] or '(default knobs)'}, {cfg['n_jobs']} threads, "
+        f"{cfg.get('shards', 1)} shard(s)",
         f"machine: {m['cores']} cores {m['cpu']}, {m['memory_gb']} GB, Python {m['python']}, "
         f"numpy {m['numpy']}, scipy {m['scipy']}; load {m['load_before']} before, "
         f"{figures['load_after']} after",

@@ -44,7 +44,11 @@ def fit_embedding_part(
     k = min(params.embedding_prf_neighbours, n_docs - 1)
     if k > 0 and params.embedding_prf_weight > 0:
         # Above 20k articles the pruned search must see at least k candidates per article.
-        knobs = FEEDBACK_SEARCH | {"candidates": max(k, 30), "dense_candidates": max(k, 50)}
+        knobs = FEEDBACK_SEARCH | {
+            "candidates": max(k, 30),
+            "dense_candidates": max(k, 50),
+            "shards": params.search_shards,
+        }
         feedback = search(matrix, k, raw, params.embedding_prf_blend, progress=progress,
                           **knobs)[0]  # fmt: skip
         release_memory()

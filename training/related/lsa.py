@@ -79,7 +79,11 @@ def fit_lsa(matrix: sp.csr_matrix, params: RelatedParams, progress: bool = False
         return None
     if params.prf_neighbours > 0 and params.prf_weight > 0:
         feedback = search(
-            matrix, min(params.prf_neighbours, n_docs - 1), progress=progress, **FEEDBACK_SEARCH
+            matrix,
+            min(params.prf_neighbours, n_docs - 1),
+            progress=progress,
+            shards=params.search_shards,
+            **FEEDBACK_SEARCH,
         )[0]
         release_memory()  # the search's freed blocks: GBs of heap at a million articles
     else:

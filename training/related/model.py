@@ -230,6 +230,7 @@ def fit_related(
         allowed=shown,
         recency=recency_of(articles, params),
         progress=progress,
+        shards=params.search_shards,
     )
     release_memory()
     arrays: dict[str, NDArray[Any]] = {

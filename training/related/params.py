@@ -54,6 +54,10 @@ class RelatedParams:
     """Only candidates published within this many days of the article (0 = off)."""
     recency_half_life_days: float = 0.0
     """Scores halve per this many days between article and candidate (0 = off)."""
+    search_shards: int = 1
+    """The neighbour searches above 20k articles cut the corpus into this many shards, each
+    kept by one worker (training/search/sharded.py): on a dask cluster of W workers, W shards
+    make each worker hold 1/W of the rows. The lists are the same wherever they run."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -75,6 +79,7 @@ class RelatedParams:
             "duplicate_threshold > 0": self.duplicate_threshold > 0,
             "recency_window_days >= 0": self.recency_window_days >= 0,
             "recency_half_life_days >= 0": self.recency_half_life_days >= 0,
+            "search_shards >= 1": self.search_shards >= 1,
         }
         broken = [rule for rule, ok in checks.items() if not ok]
         if broken:

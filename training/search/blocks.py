@@ -18,6 +18,11 @@ PAD_BUDGET = 1 << 23
 R = TypeVar("R")
 
 
+def empty_lists(n: int, width: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """n lists of `width` neighbours with nobody in them yet (-1, score 0)."""
+    return np.full((n, width), -1, dtype=np.int32), np.zeros((n, width), dtype=np.float32)
+
+
 def top_k_sorted(
     cand: NDArray[np.int64], scores: NDArray[np.float32], k: int
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -27,6 +28,50 @@ def spherical_kmeans(
     return centres.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Cells:
+    """An inverted file on the dense rows: k-means centres, each row's nearest centre, the rows
+    grouped by it (order, bounds: group c is order[bounds[c]:bounds[c + 1]]), and each group's
+    `probes` nearest groups (near, itself first)."""
+
+    centres: NDArray[np.float32]
+    label: NDArray[np.int64]
+    order: NDArray[np.int64]
+    bounds: NDArray[np.int64]
+    near: NDArray[np.int64]
+
+    def members(self, cells: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The rows of the given groups, group after group."""
+        return np.concatenate([self.order[self.bounds[c] : self.bounds[c + 1]] for c in cells])
+
+
+def nearest_centres(dense: NDArray[np.float32], centres: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Each row's nearest centre by dot product (65,536 rows at a time)."""
+    n = len(dense)
+    parts = [np.argmax(dense[a : a + 65536] @ centres.T, axis=1) for a in range(0, n, 65536)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def cells_of(dense: NDArray[np.float32], probes: int) -> Cells:
+    """The inverted file of `dense`: ~sqrt(n) groups, centres fitted on a sample."""
+    n = len(dense)
+    clusters = int(np.clip(np.sqrt(n), 1, 2048))
+    fit_rows = np.random.default_rng(0).choice(n, min(n, 64 * clusters), replace=False)
+    centres = spherical_kmeans(dense[np.sort(fit_rows)], clusters)
+    label = nearest_centres(dense, centres)
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(clusters + 1))
+    near = np.argsort(-(centres @ centres.T), axis=1)[:, :probes]
+    return Cells(centres, label, order, bounds, near)
+
+
+def whole_cell_blocks(bounds: NDArray[np.int64], n: int, block: int) -> list[tuple[int, int]]:
+    """Runs of whole groups of about `block` rows each, as ranges of positions in the order."""
+    cuts = np.unique(np.searchsorted(bounds, np.arange(0, n, block), side="right") - 1)
+    edges = [*bounds[cuts].tolist(), n]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
 def cluster_candidates(
     dense: NDArray[np.float32],
     allowed: NDArray[np.bool_] | None,
@@ -40,27 +85,16 @@ def cluster_candidates(
     rows grouped by their nearest k-means centre; the rows of a group score (one matrix product)
     the members of the `probes` groups whose centres are nearest to theirs."""
     n = len(dense)
-    clusters = int(np.clip(np.sqrt(n), 1, 2048))
-    fit_rows = np.random.default_rng(0).choice(n, min(n, 64 * clusters), replace=False)
-    centres = spherical_kmeans(dense[np.sort(fit_rows)], clusters)
-    label = np.concatenate(
-        [np.argmax(dense[a : a + 65536] @ centres.T, axis=1) for a in range(0, n, 65536)]
-    )
-    order = np.argsort(label, kind="stable")
-    bounds = np.searchsorted(label[order], np.arange(clusters + 1))
-    near = np.argsort(-(centres @ centres.T), axis=1)[:, :probes]
+    cells = cells_of(dense, probes)
     out = np.full((n, want), -1, dtype=np.int32)
 
-    def cells(start: int, stop: int) -> tuple[NDArray[np.int64]]:
-        return (np.unique(label[order[start:stop]]),)
+    def groups(start: int, stop: int) -> tuple[NDArray[np.int64]]:
+        return (np.unique(cells.label[cells.order[start:stop]]),)
 
-    # Blocks of whole clusters, about `block` queries each.
-    cuts = np.unique(np.searchsorted(bounds, np.arange(0, n, block), side="right") - 1)
-    edges = [*bounds[cuts].tolist(), n]
-    blocks = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
-    shared = (dense, allowed, order, bounds, near)
+    shared = (dense, allowed, cells.order, cells.bounds, cells.near)
+    blocks = whole_cell_blocks(cells.bounds, n, block)
     done = run_blocks(partial(cluster_block, want=want), shared, n, blocks, n_jobs,
-                      "neighbours (dense part)", progress, cells)  # fmt: skip
+                      "neighbours (dense part)", progress, groups)  # fmt: skip
     for _, _, (rows, found) in done:
         out[rows] = found
     return out

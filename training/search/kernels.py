@@ -33,17 +33,19 @@ def _buffer(name: str, size: int, dtype: type) -> NDArray:
 
 
 @njit(nogil=True, cache=True)
-def _pair_dots(indptr, indices, data, left, right, dense_row):  # type: ignore[no-untyped-def]
+def _pair_dots(  # type: ignore[no-untyped-def]
+    q_indptr, q_indices, q_data, indptr, indices, data, left, right, dense_row
+):  # fmt: skip
     out = np.empty(len(right), dtype=np.float32)
     current = -1
     for p in range(len(right)):
         q = left[p]
         if q != current:  # pairs come grouped by query: scatter each query row once
             if current >= 0:
-                for j in range(indptr[current], indptr[current + 1]):
-                    dense_row[indices[j]] = 0.0
-            for j in range(indptr[q], indptr[q + 1]):
-                dense_row[indices[j]] = data[j]
+                for j in range(q_indptr[current], q_indptr[current + 1]):
+                    dense_row[q_indices[j]] = 0.0
+            for j in range(q_indptr[q], q_indptr[q + 1]):
+                dense_row[q_indices[j]] = q_data[j]
             current = q
         r = right[p]
         total = 0.0
@@ -51,20 +53,26 @@ def _pair_dots(indptr, indices, data, left, right, dense_row):  # type: ignore[n
             total += data[j] * dense_row[indices[j]]
         out[p] = total
     if current >= 0:
-        for j in range(indptr[current], indptr[current + 1]):
-            dense_row[indices[j]] = 0.0
+        for j in range(q_indptr[current], q_indptr[current + 1]):
+            dense_row[q_indices[j]] = 0.0
     return out
 
 
 def pair_dots(
-    x: sp.csr_matrix, left: NDArray[np.int64], right: NDArray[np.int64]
+    x: sp.csr_matrix,
+    left: NDArray[np.int64],
+    right: NDArray[np.int64],
+    queries: sp.csr_matrix | None = None,
 ) -> NDArray[np.float32]:
-    """Dot products of rows x[left[p]] and x[right[p]] for each pair p (float64 sums).
+    """Dot products of rows queries[left[p]] (x's own rows by default) and x[right[p]] for each
+    pair p (float64 sums).
 
     Fastest with pairs grouped by left row: each left row is scattered once per group."""
-    dense_row = _buffer("dense_row", x.shape[1], np.float32)
-    return _pair_dots(x.indptr, x.indices, x.data, left.astype(np.int64, copy=False),
-                      right.astype(np.int64, copy=False), dense_row)  # fmt: skip
+    q = x if queries is None else queries
+    dense_row = _buffer("dense_row", max(x.shape[1], q.shape[1]), np.float32)
+    return _pair_dots(q.indptr, q.indices, q.data, x.indptr, x.indices, x.data,
+                      left.astype(np.int64, copy=False), right.astype(np.int64, copy=False),
+                      dense_row)  # fmt: skip
 
 
 @njit(nogil=True, cache=True)
@@ -88,8 +96,8 @@ def _smallest(values, m):  # type: ignore[no-untyped-def]
 
 @njit(nogil=True, cache=True)
 def _index_candidates(  # type: ignore[no-untyped-def]
-    indptr, indices, data, start, stop, query_terms, idx_indptr, idx_indices, idx_data, want,
-    acc, seen, touched,
+    indptr, indices, data, start, stop, own, query_terms, idx_indptr, idx_indices, idx_data,
+    n_cols, want, acc, seen, touched,
 ):  # fmt: skip
     out = np.full((stop - start, want), -1, dtype=np.int64)
     for q in range(start, stop):
@@ -105,7 +113,9 @@ def _index_candidates(  # type: ignore[no-untyped-def]
                     touched[count] = row
                     count += 1
                 acc[row] += weight * idx_data[p]
-        acc[q] = 0.0  # never the article itself
+        me = q + own  # the query's own column of the index, if it has one
+        if 0 <= me < n_cols:
+            acc[me] = 0.0  # never the article itself
         # The `want` largest nonzero scores (ties: first touched), in the order touched; this
         # pass over the touched rows reads their scores and leaves the scratch zeroed.
         scores = np.empty(count, dtype=np.float32)
@@ -124,14 +134,22 @@ def _index_candidates(  # type: ignore[no-untyped-def]
 
 
 def index_candidates(
-    x: sp.csr_matrix, index: sp.csr_matrix, query_terms: int, want: int, start: int, stop: int
+    x: sp.csr_matrix,
+    index: sp.csr_matrix,
+    query_terms: int,
+    want: int,
+    start: int,
+    stop: int,
+    own: int = 0,
 ) -> NDArray[np.int64]:
     """Rows start..stop's best `want` other rows (-1 pad) by the dot product of each row's
-    `query_terms` heaviest terms with the index (term x article postings), in storage order."""
+    `query_terms` heaviest terms with the index (term x article postings), in storage order.
+    Row q of x is the index's column q + own (itself, never a candidate); x and the index are
+    the same articles by default, and a block of queries against a shard's index otherwise."""
     n = index.shape[1]
     acc = _buffer("acc", n, np.float32)
     seen = _buffer("seen", n, np.bool_)
     touched = _buffer("touched", n, np.int64)
-    return _index_candidates(x.indptr, x.indices, x.data, start, stop, query_terms,
-                             index.indptr, index.indices, index.data, want, acc, seen,
+    return _index_candidates(x.indptr, x.indices, x.data, start, stop, own, query_terms,
+                             index.indptr, index.indices, index.data, n, want, acc, seen,
                              touched)  # fmt: skip

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from training.search.exact import Adjust, exact_search
 from training.search.pruned import PrunedParams, pruned_search
 from training.search.rows import SearchRows
+from training.search.sharded import sharded_search
 
 AUTO_EXACT_BELOW = 20_000
 """method="auto" searches exactly below this many rows (exact is then fast and loses nothing)."""
@@ -37,7 +38,8 @@ def search(
 
     Returns int32 indices and float32 exact blended scores, both [N, k]; -1 and 0 pad rows with
     fewer than k neighbours of positive similarity. `knobs` are PrunedParams fields. `adjust`
-    (a rule over every pair, such as a recency window) forces the exact search. Sorts the
+    (a rule over every pair, such as a recency window) forces the exact search, which ignores
+    `shards` (training/search/sharded.py splits the pruned search only). Sorts the
     column indices of tfidf's rows in place (the same matrix).
     """
     data = SearchRows.of(tfidf, dense, dense_weight, allowed)
@@ -48,6 +50,7 @@ def search(
         if method == "exact":
             knobs = {}  # they tune the pruned search; exact needs none
     if method == "exact":
+        knobs.pop("shards", None)  # the exact search is for small corpora: one index
         if knobs:
             raise ValueError(f"the exact method takes no knobs, got {sorted(knobs)}")
         return exact_search(data, k, n_jobs, progress, adjust)
@@ -55,5 +58,7 @@ def search(
         names = {f.name for f in fields(PrunedParams)}
         if unknown := sorted(set(knobs) - names):
             raise ValueError(f"unknown pruned-search knobs {unknown}; known: {sorted(names)}")
-        return pruned_search(data, k, PrunedParams(**knobs), n_jobs, progress)
+        params = PrunedParams(**knobs)
+        run = pruned_search if params.shards == 1 else sharded_search
+        return run(data, k, params, n_jobs, progress)
     raise ValueError(f"method must be auto, exact or pruned, not {method!r}")

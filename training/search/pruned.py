@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from training.memory import trim_heap
-from training.search.blocks import fresh, run_blocks, top_k_rows
+from training.search.blocks import empty_lists, fresh, run_blocks, top_k_rows
 from training.search.dense import cluster_candidates
 from training.search.index import build_index
 from training.search.kernels import index_candidates
@@ -58,9 +58,14 @@ class PrunedParams:
     """Neighbours of the top `expand` neighbours are scored too (0 = no second pass)."""
     block: int = 256
     """Queries per sparse product."""
+    shards: int = 1
+    """Contiguous runs of rows searched apart, each kept by one worker, the best merged
+    (training/search/sharded.py): on a dask cluster of W workers, W shards give each worker
+    1/W of the rows. 1 = one index over every row."""
 
     def __post_init__(self) -> None:
-        positive = (self.query_terms, self.doc_terms, self.postings, self.probes, self.block)
+        positive = (self.query_terms, self.doc_terms, self.postings, self.probes, self.block,
+                    self.shards)  # fmt: skip
         if min(positive) < 1 or min(self.candidates, self.dense_candidates, self.expand) < 0:
             raise ValueError(f"pruned search knobs out of range: {self}")
 
@@ -70,8 +75,7 @@ def pruned_search(
 ) -> tuple[Indices, Scores]:
     """Top-k per row by exact similarity among candidates from a pruned index (see module doc)."""
     n, width = data.n, max(k, params.expand)
-    indices = np.full((n, width), -1, dtype=np.int32)
-    scores = np.zeros((n, width), dtype=np.float32)
+    indices, scores = empty_lists(n, width)
     if n < 2 or k == 0:
         return indices[:, :k], scores[:, :k]
     dense = None

@@ -55,17 +55,21 @@ class SearchRows:
         scales = (1.0, 1.0) if weight is None else (1.0 - weight, weight)
         return cls(x, part, scales, allowed)
 
-    def pair_scores(self, rows: NDArray[np.int64], cand: NDArray[np.int64]) -> Scores:
-        """Exact similarity of rows[i] to each cand[i, j] (cand >= 0), -inf where cand < 0."""
+    def pair_scores(
+        self, rows: NDArray[np.int64], cand: NDArray[np.int64], queries: SearchRows | None = None
+    ) -> Scores:
+        """Exact similarity of row rows[i] of `queries` (these rows by default) to each of
+        these rows cand[i, j] (cand >= 0), -inf where cand < 0."""
+        q = self if queries is None else queries
         out = np.full(cand.shape, -np.inf, dtype=np.float32)
         ok = cand >= 0
         if not ok.any():
             return out
         right = cand[ok]
         left = np.broadcast_to(rows[:, None], cand.shape)[ok]
-        sims = pair_dots(self.x, left, right)
-        if self.dense is not None:
-            dense = np.einsum("ij,ij->i", self.dense[left], self.dense[right])
+        sims = pair_dots(self.x, left, right, q.x)
+        if self.dense is not None and q.dense is not None:
+            dense = np.einsum("ij,ij->i", q.dense[left], self.dense[right])
             sims = self.scales[0] * sims + self.scales[1] * dense
         out[ok] = sims
         return out
