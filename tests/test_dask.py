@@ -4,6 +4,7 @@ near-duplicate pairs and published Related lists, on the BBC data and on a gener
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -224,3 +225,23 @@ def test_the_scheduler_setting_is_read_like_every_other() -> None:
     assert load_settings(env={}).dask_scheduler == ""
     with pytest.raises(ConfigError, match="dask_scheduler"):
         load_settings(env={"NEWSREC_DASK_SCHEDULER": "tcp://host :1"})
+
+
+@pytest.mark.slow
+def test_bench_related_on_the_cluster_reports_each_workers_peak_per_stage(
+    scheduler: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from newsrec.cli import main
+
+    code = main(["bench", "related", "--articles", "1500", "--corpus", str(tmp_path / "corpus"),
+                 "--no-publish", "--sample", "100", "--embedding-weight", "0", "--shards", "2",
+                 "--dask-scheduler", scheduler, "--json", str(tmp_path / "b.json")])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "2 shard(s)" in out and "in neighbours (k=60):" in out
+    dask = json.loads((tmp_path / "b.json").read_text())["dask"]
+    stages = dask["worker_peaks_by_stage"]
+    assert len(stages["neighbours (k=60)"]) == 2  # both workers, each with its own figure
+    assert min(stages["neighbours (k=60)"]) > 50  # a python process with numpy: tens of MB
+    highest = max(max(mbs) for mbs in stages.values())  # the run's peak covers its stages'
+    assert max(dask["worker_peak_rss_mb"].values()) >= highest - 1

@@ -293,6 +293,20 @@ def _own_peak_mb() -> float:
     return 0.0
 
 
-def worker_peaks_mb(client: Any) -> dict[str, float]:
-    """Each dask worker's peak resident MB, by worker address."""
-    return {str(k): float(v) for k, v in client.run(_own_peak_mb).items()}
+def _reset_own_peak() -> None:
+    """Start this process's peak resident size again from its size now (Linux clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def worker_peaks_mb(client: Any, reset: bool = False) -> dict[str, float]:
+    """Each dask worker's peak resident MB, by worker address; with reset, each worker's peak
+    then starts again from its size now (a stage's own peak is then read at its end)."""
+    peaks = {str(k): float(v) for k, v in client.run(_own_peak_mb).items()}
+    if reset:
+        client.run(_reset_own_peak)
+    return peaks
+
+
+def current_client() -> Any:
+    """The distributed.Client heavy stages run on here, or None."""
+    return _client.get()

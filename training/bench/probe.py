@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from training import compute
 from training.bench.config import BenchConfig
 from training.memory import peak_rss_mb, tree_rss_mb
 
@@ -21,16 +22,35 @@ class Probe:
     config: BenchConfig
     seconds: dict[str, float] = field(default_factory=dict)
     captured: dict[str, Any] = field(default_factory=dict)
+    worker_peaks: dict[str, list[float]] = field(default_factory=dict)
+    """On a dask cluster: each worker's peak resident MB during each stage."""
+    worker_max: dict[str, float] = field(default_factory=dict)
+    """Each worker's highest peak read so far (a stage's start resets the workers' peaks)."""
+
+    def note_peaks(self, peaks: dict[str, float]) -> dict[str, float]:
+        """Keep the highest of each worker's peaks; returns `peaks`."""
+        for address, mb in peaks.items():
+            self.worker_max[address] = max(mb, self.worker_max.get(address, 0.0))
+        return peaks
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
-        """Add the block's time to stage `name`, and say so at once."""
+        """Add the block's time to stage `name`, and say so at once (with the dask workers'
+        peaks in the stage, on a cluster)."""
+        client = compute.current_client()
+        if client is not None:
+            self.note_peaks(compute.worker_peaks_mb(client, reset=True))
         start = time.perf_counter()
         try:
             yield
         finally:
             took = time.perf_counter() - start
             self.seconds[name] = self.seconds.get(name, 0.0) + took
+            if client is not None:
+                peaks = sorted(self.note_peaks(compute.worker_peaks_mb(client)).values())
+                self.worker_peaks[name] = [round(v) for v in peaks]
+                print(f"[bench] {name}: worker peaks {self.worker_peaks[name]} MB",
+                      file=sys.stderr, flush=True)  # fmt: skip
             # As it happens, so a run that dies (out of memory, say) still tells how far it got.
             print(f"[bench] {name}: {took:.1f} s, peak RSS {peak_rss_mb():,.0f} MB, "
                   f"RSS now (with workers) {tree_rss_mb():,.0f} MB",
@@ -91,6 +111,12 @@ class Probe:
         )
         return fitted
 
+    def fit_embedding_part(self, matrix: Any, raw: Any, params: Any, progress: bool = False
+                           ) -> Any:  # fmt: skip
+        """The embedding part (its feedback search and the final rows), timed."""
+        with self.timed(f"embedding part (feedback search, k={params.embedding_prf_neighbours})"):
+            return self._saved["fit_embedding_part"](matrix, raw, params, progress)
+
     def duplicate_vectors_of(self, counts: Any) -> Any:
         """Weighting the duplicate counts, timed."""
         with self.timed("duplicates: vectors"):
@@ -108,6 +134,7 @@ class Probe:
                 "duplicate_pairs",
                 "vectorise",
                 "fit_lsa",
+                "fit_embedding_part",
                 "duplicate_vectors_of",
             )
         ]

@@ -179,8 +179,10 @@ def run(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, An
         total = time.perf_counter() - start
         if scheduler is not None:
             with on_cluster(scheduler) as client:
+                probe.note_peaks(worker_peaks_mb(client))
                 figures["dask"] = {"scheduler": scheduler, "workers": config.dask_workers,
-                                   "worker_peak_rss_mb": worker_peaks_mb(client)}  # fmt: skip
+                                   "worker_peak_rss_mb": dict(probe.worker_max),
+                                   "worker_peaks_by_stage": probe.worker_peaks}  # fmt: skip
     if "neighbours" not in " ".join(probe.seconds) or "found" not in probe.captured:
         raise RuntimeError("the training path no longer calls related.model.neighbours: re-wire")
     timings: dict[str, float | None] = {"generate corpus": generated}
