@@ -243,5 +243,9 @@ def test_bench_related_on_the_cluster_reports_each_workers_peak_per_stage(
     stages = dask["worker_peaks_by_stage"]
     assert len(stages["neighbours (k=60)"]) == 2  # both workers, each with its own figure
     assert min(stages["neighbours (k=60)"]) > 50  # a python process with numpy: tens of MB
+    began = dask["worker_starts_by_stage"]["neighbours (k=60)"]
+    assert len(began) == 2 and all(
+        0 < a <= b for a, b in zip(began, sorted(stages["neighbours (k=60)"]), strict=True)
+    )
     highest = max(max(mbs) for mbs in stages.values())  # the run's peak covers its stages'
     assert max(dask["worker_peak_rss_mb"].values()) >= highest - 1

@@ -293,18 +293,22 @@ def _own_peak_mb() -> float:
     return 0.0
 
 
-def _reset_own_peak() -> None:
-    """Start this process's peak resident size again from its size now (Linux clear_refs)."""
+def _reset_own_peak() -> float:
+    """Start this process's peak resident size again from its size now (Linux clear_refs);
+    returns that size."""
     Path("/proc/self/clear_refs").write_text("5")
+    return _own_peak_mb()
 
 
-def worker_peaks_mb(client: Any, reset: bool = False) -> dict[str, float]:
-    """Each dask worker's peak resident MB, by worker address; with reset, each worker's peak
-    then starts again from its size now (a stage's own peak is then read at its end)."""
-    peaks = {str(k): float(v) for k, v in client.run(_own_peak_mb).items()}
-    if reset:
-        client.run(_reset_own_peak)
-    return peaks
+def worker_peaks_mb(client: Any) -> dict[str, float]:
+    """Each dask worker's peak resident MB, by worker address."""
+    return {str(k): float(v) for k, v in client.run(_own_peak_mb).items()}
+
+
+def reset_worker_peaks(client: Any) -> dict[str, float]:
+    """Each worker's peak starts again from its resident MB now (returned, by address): a
+    stage's own peak is then read at its end."""
+    return {str(k): float(v) for k, v in client.run(_reset_own_peak).items()}
 
 
 def current_client() -> Any:

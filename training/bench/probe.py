@@ -24,6 +24,8 @@ class Probe:
     captured: dict[str, Any] = field(default_factory=dict)
     worker_peaks: dict[str, list[float]] = field(default_factory=dict)
     """On a dask cluster: each worker's peak resident MB during each stage."""
+    worker_starts: dict[str, list[float]] = field(default_factory=dict)
+    """On a dask cluster: each worker's resident MB when each stage began."""
     worker_max: dict[str, float] = field(default_factory=dict)
     """Each worker's highest peak read so far (a stage's start resets the workers' peaks)."""
 
@@ -39,7 +41,9 @@ class Probe:
         peaks in the stage, on a cluster)."""
         client = compute.current_client()
         if client is not None:
-            self.note_peaks(compute.worker_peaks_mb(client, reset=True))
+            self.note_peaks(compute.worker_peaks_mb(client))
+            began = compute.reset_worker_peaks(client).values()
+            self.worker_starts[name] = sorted(round(v) for v in began)
         start = time.perf_counter()
         try:
             yield
@@ -49,7 +53,8 @@ class Probe:
             if client is not None:
                 peaks = sorted(self.note_peaks(compute.worker_peaks_mb(client)).values())
                 self.worker_peaks[name] = [round(v) for v in peaks]
-                print(f"[bench] {name}: worker peaks {self.worker_peaks[name]} MB",
+                print(f"[bench] {name}: worker peaks {self.worker_peaks[name]} MB (from "
+                      f"{self.worker_starts[name]} MB at its start)",
                       file=sys.stderr, flush=True)  # fmt: skip
             # As it happens, so a run that dies (out of memory, say) still tells how far it got.
             print(f"[bench] {name}: {took:.1f} s, peak RSS {peak_rss_mb():,.0f} MB, "

@@ -182,7 +182,8 @@ def run(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, An
                 probe.note_peaks(worker_peaks_mb(client))
                 figures["dask"] = {"scheduler": scheduler, "workers": config.dask_workers,
                                    "worker_peak_rss_mb": dict(probe.worker_max),
-                                   "worker_peaks_by_stage": probe.worker_peaks}  # fmt: skip
+                                   "worker_peaks_by_stage": probe.worker_peaks,
+                                   "worker_starts_by_stage": probe.worker_starts}  # fmt: skip
     if "neighbours" not in " ".join(probe.seconds) or "found" not in probe.captured:
         raise RuntimeError("the training path no longer calls related.model.neighbours: re-wire")
     timings: dict[str, float | None] = {"generate corpus": generated}

@@ -17,8 +17,10 @@ def _dask_lines(figures: dict[str, Any]) -> list[str]:
     where = f"LocalCluster of {dask['workers']}" if dask["workers"] else dask["scheduler"]
     lines = [f"dask ({where}): client peak {figures['peak_rss_mb']:,.0f} MB; worker peaks (VmHWM):"]
     lines += [f"  {address:<46}{mb:>10,.0f} MB" for address, mb in sorted(peaks.items())]
+    starts = dask.get("worker_starts_by_stage", {})
     for stage, mbs in dask.get("worker_peaks_by_stage", {}).items():
-        lines.append(f"  in {stage}: {', '.join(f'{mb:,.0f}' for mb in mbs)} MB")
+        began = ", ".join(f"{mb:,.0f}" for mb in starts.get(stage, []))
+        lines.append(f"  in {stage}: {', '.join(f'{mb:,.0f}' for mb in mbs)} MB (from {began})")
     return lines
 
 
