@@ -140,8 +140,10 @@ def test_near_duplicate_pairs_on_the_cluster_match_local(
     local = pairs_above(rows, 0.5, budget=1 << 16)  # small blocks: many tasks
     with compute.on_cluster(scheduler):
         far = pairs_above(rows, 0.5, budget=1 << 16)
+        sharded = pairs_above(rows, 0.5, budget=1 << 16, shards=2)  # one shard per worker
     assert len(local) > 0
     np.testing.assert_array_equal(far, local)
+    np.testing.assert_array_equal(sharded, local)
 
 
 @pytest.mark.slow

@@ -140,6 +140,8 @@ def test_pairs_above_is_exact(threshold: float) -> None:
     sims = np.triu((x @ x.T).toarray(), 1)
     expected = np.argwhere(sims >= threshold)
     np.testing.assert_array_equal(pairs_above(x, threshold), expected)
+    for shards in (2, 3):  # rows cut into shards (one per dask worker): the same pairs
+        np.testing.assert_array_equal(pairs_above(x, threshold, shards=shards), expected)
 
 
 Vectors = tuple[sp.csr_matrix, NDArray[np.float32] | None]

@@ -93,12 +93,14 @@ class Probe:
             return search(matrix, k, method=self.config.method, n_jobs=self.config.n_jobs,
                           progress=progress, **{**passed, **self.config.knobs})  # fmt: skip
 
-    def duplicate_pairs(self, matrix: Any, threshold: float, progress: bool = False) -> Any:
+    def duplicate_pairs(
+        self, matrix: Any, threshold: float, progress: bool = False, shards: int = 1
+    ) -> Any:
         """The near-duplicate pair search, timed."""
         from training.search.pairs import pairs_above
 
         with self.timed(f"duplicates: search (>= {threshold})"):
-            return pairs_above(matrix, threshold, self.config.n_jobs, progress)
+            return pairs_above(matrix, threshold, self.config.n_jobs, progress, shards=shards)
 
     def vectorise(self, articles: Any, *args: Any, **kwargs: Any) -> Any:
         """Vectorising, timed; remembers each article's main section."""

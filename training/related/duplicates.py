@@ -63,11 +63,12 @@ def duplicate_vectors_of(
 
 
 def duplicate_pairs(
-    matrix: sp.csr_matrix, threshold: float, progress: bool = False
+    matrix: sp.csr_matrix, threshold: float, progress: bool = False, shards: int = 1
 ) -> NDArray[np.int32]:
     """Every pair (i, j), i < j, of rows with dot product >= threshold; shape (P, 2). Exact, by
-    prefix filtering (training/search/pairs.py), so it scales past a million articles."""
-    return pairs_above(matrix, threshold, progress=progress)
+    prefix filtering (training/search/pairs.py), so it scales past a million articles; over
+    `shards` shards of rows, one per dask worker (the same pairs)."""
+    return pairs_above(matrix, threshold, progress=progress, shards=shards)
 
 
 def duplicate_groups(n: int, pairs: NDArray[np.int32]) -> NDArray[np.int64]:

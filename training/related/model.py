@@ -211,7 +211,7 @@ def fit_related(
     dup_vectors, dup_idf = duplicate_vectors_of(fitted.counts)
     fitted.counts = None  # weighted in place: the same arrays
     pairs = (
-        duplicate_pairs(dup_vectors, params.duplicate_threshold, progress)
+        duplicate_pairs(dup_vectors, params.duplicate_threshold, progress, params.search_shards)
         if params.duplicate_threshold <= 1
         else np.zeros((0, 2), dtype=np.int32)
     )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from training import compute
 from training.search.blocks import blocks_by_cost, run_blocks
 from training.search.kernels import pair_dots
 from training.search.rows import SearchRows
+from training.search.sharded import visit_shards
 
 
 def pairs_above(
@@ -19,6 +24,7 @@ def pairs_above(
     n_jobs: int = 2,
     progress: bool = False,
     budget: int = 1 << 24,
+    shards: int = 1,
 ) -> NDArray[np.int32]:
     """Every pair (i, j), i < j, of L2-normalised rows with dot product >= threshold; (P, 2).
 
@@ -26,7 +32,9 @@ def pairs_above(
     frequent first, each row drops its longest leading run of terms whose norm stays below the
     threshold. Two rows that reach the threshold must share a term that neither dropped, so
     the kept "prefixes" times themselves give every candidate pair, each then verified exactly.
-    For near-duplicates (0.9) a row keeps only a few rare terms: the product is tiny.
+    For near-duplicates (0.9) a row keeps only a few rare terms: the product is tiny. With
+    `shards` > 1 the rows are cut into shards each kept by one worker (as in
+    training/search/sharded.py); the pairs are the same, being exact.
     """
     x = SearchRows.of(matrix, None, 0.0, None).x
     n = x.shape[0]
@@ -58,9 +66,13 @@ def pairs_above(
     cost = (ones @ np.diff(transposed.indptr).astype(np.float64)).astype(np.int64)
     found: list[NDArray[np.int32]] = [np.zeros((0, 2), dtype=np.int32)]
     blocks = blocks_by_cost(cost, budget, 4096)
-    done = run_blocks(partial(pairs_block, threshold=threshold), (prefix, transposed, x), n,
-                      blocks, n_jobs, "duplicates", progress)  # fmt: skip
-    found += [pairs for _, _, pairs in done]
+    if shards > 1:
+        del transposed
+        found += _sharded_pairs(prefix, x, threshold, blocks, shards, n_jobs, progress)
+    else:
+        done = run_blocks(partial(pairs_block, threshold=threshold), (prefix, transposed, x), n,
+                          blocks, n_jobs, "duplicates", progress)  # fmt: skip
+        found += [pairs for _, _, pairs in done]
     pairs = np.concatenate(found)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
@@ -82,3 +94,64 @@ def pairs_block(
     sims = pair_dots(x, left, right)
     hit = sims >= threshold
     return np.stack([left[hit], right[hit]], axis=1).astype(np.int32)
+
+
+@dataclass
+class PairShard:
+    """Rows start.. of the search: their prefixes by term, and their rows to verify pairs."""
+
+    start: int
+    transposed: sp.csr_matrix
+    x: sp.csr_matrix
+
+
+def pair_shard(prefix: sp.csr_matrix, x: sp.csr_matrix, start: int) -> PairShard:
+    """A shard (a task: it runs where the shard is kept)."""
+    return PairShard(start, prefix.T.tocsr(), x)
+
+
+def _sharded_pairs(
+    prefix: sp.csr_matrix,
+    x: sp.csr_matrix,
+    threshold: float,
+    blocks: list[tuple[int, int]],
+    shards: int,
+    n_jobs: int,
+    progress: bool,
+) -> list[NDArray[np.int32]]:
+    """pairs_above's blocks against every shard, each kept by one worker."""
+    n = x.shape[0]
+    cuts = np.linspace(0, n, min(shards, n) + 1).astype(np.int64).tolist()
+    with compute.pool("threads", n_jobs) as pool:
+        handles = [pool.place(pair_shard, (prefix[a:b], x[a:b], a), where=s)
+                   for s, (a, b) in enumerate(itertools.pairwise(cuts))]  # fmt: skip
+
+        def tasks() -> Any:
+            for start, stop in blocks:
+                block = (prefix[start:stop], x[start:stop], threshold)
+                for s, handle in enumerate(handles):
+                    yield handle, s, stop - start, start, *block
+
+        total = n * len(handles)
+        return [p for _, p in visit_shards(pool, shard_pairs_block, tasks(), total,
+                                           "duplicates", progress)]  # fmt: skip
+
+
+def shard_pairs_block(
+    shard: PairShard,
+    place: int,
+    size: int,
+    start: int,
+    prefix: sp.csr_matrix,
+    x: sp.csr_matrix,
+    threshold: float,
+) -> NDArray[np.int32]:
+    """The pairs (i, j), i in the block of rows start.. (`prefix`, `x`), j in the shard, i < j,
+    at or above threshold."""
+    shared = sp.coo_matrix(prefix @ shard.transposed)
+    left, right = shared.row.astype(np.int64), shared.col.astype(np.int64)
+    upper = left + start < right + shard.start
+    left, right = left[upper], right[upper]
+    sims = pair_dots(shard.x, left, right, x)
+    hit = sims >= threshold
+    return np.stack([left[hit] + start, right[hit] + shard.start], axis=1).astype(np.int32)

@@ -129,7 +129,7 @@ def _queries(data: SearchRows, start: int, stop: int) -> SearchRows:
     return SearchRows(data.x[start:stop], dense, data.scales, None)
 
 
-def _visits(
+def visit_shards(
     pool: compute.Pool,
     fn: Any,
     tasks: Iterable[tuple[Any, ...]],
@@ -146,7 +146,7 @@ def _visits(
             yield task, result
 
 
-def _collect(
+def collect_blocks(
     done: Iterator[tuple[tuple[Any, ...], Any]], count: int
 ) -> Iterator[tuple[int, int, list[Any]]]:
     """(start, stop, every shard's result) per block of rows, once all `count` shards answered."""
@@ -184,7 +184,7 @@ def _dense_pass(
                 yield handle, s, b - a, rows, data.dense[rows], label[rows], want  # type: ignore[index]
 
     total = n * len(shards)
-    for task, (found, found_scores) in _visits(pool, dense_block, tasks(), total,
+    for task, (found, found_scores) in visit_shards(pool, dense_block, tasks(), total,
                                                "neighbours (dense part)", progress):  # fmt: skip
         rows = task[3]
         ids = np.hstack([best[rows], found.astype(np.int32)])
@@ -249,8 +249,8 @@ def _first_pass(
             for s, handle in enumerate(shards):
                 yield handle, s, stop - start, start, block, extra, params.query_terms, each, width
 
-    done = _visits(pool, first_block, tasks(), data.n * len(shards), "neighbours", progress)
-    for start, stop, results in _collect(done, len(shards)):
+    done = visit_shards(pool, first_block, tasks(), data.n * len(shards), "neighbours", progress)
+    for start, stop, results in collect_blocks(done, len(shards)):
         ids = np.hstack([r[0] for r in results]).astype(np.int64)
         yield start, stop, top_k_rows(ids, np.hstack([r[1] for r in results]), width)
 
@@ -306,9 +306,9 @@ def _expand_pass(
             for s, handle in enumerate(shards):
                 yield handle, s, stop - start, start, block, offered
 
-    done = _visits(pool, expand_block, tasks(), data.n * len(shards), "neighbours (expand)",
+    done = visit_shards(pool, expand_block, tasks(), data.n * len(shards), "neighbours (expand)",
                    progress)  # fmt: skip
-    for start, stop, results in _collect(done, len(shards)):
+    for start, stop, results in collect_blocks(done, len(shards)):
         offered = offers.pop(start)
         current = indices[start:stop].astype(np.int64)
         known = np.where(current >= 0, scores[start:stop], -np.inf)
