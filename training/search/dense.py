@@ -120,16 +120,32 @@ def cluster_block(
         pool = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in near[cell]])
         if allowed is not None:
             pool = pool[allowed[pool]]
-        if len(pool) == 0:
-            continue
-        step = max(1, PAD_BUDGET // len(pool))  # bounds the score block's memory
-        for a in range(0, len(members), step):
-            rows = members[a : a + step]
-            sims = dense[rows] @ dense[pool].T
-            sims[rows[:, None] == pool[None, :]] = -np.inf  # never the article itself
-            take = min(want, len(pool))
-            best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-            ok = np.isfinite(np.take_along_axis(sims, best, 1))
-            at = bounds[cell] - start + a  # members are a contiguous run of `queries`
-            out[at : at + len(rows), :take] = np.where(ok, pool[best], -1)
+        found, _ = best_by_dot(dense[members], members, dense[pool], pool, want)
+        at = bounds[cell] - start  # members are a contiguous run of `queries`
+        out[at : at + len(members)] = found
     return queries, out
+
+
+def best_by_dot(
+    queries: NDArray[np.float32],
+    query_ids: NDArray[np.int64],
+    pool: NDArray[np.float32],
+    pool_ids: NDArray[np.int64],
+    want: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Each query's best `want` pool rows by dot product, never itself (same id): their ids and
+    scores, -1 and -inf padded; scored PAD_BUDGET cells at a time."""
+    out = np.full((len(queries), want), -1, dtype=np.int64)
+    out_scores = np.full((len(queries), want), -np.inf, dtype=np.float32)
+    if len(pool_ids) == 0:
+        return out, out_scores
+    take = min(want, len(pool_ids))
+    step = max(1, PAD_BUDGET // len(pool_ids))  # bounds the score block's memory
+    for a in range(0, len(queries), step):
+        sims = queries[a : a + step] @ pool.T
+        sims[query_ids[a : a + step, None] == pool_ids[None, :]] = -np.inf
+        best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        got = np.take_along_axis(sims, best, 1)
+        out[a : a + step, :take] = np.where(np.isfinite(got), pool_ids[best], -1)
+        out_scores[a : a + step, :take] = got
+    return out, out_scores

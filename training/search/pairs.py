@@ -70,8 +70,9 @@ def pairs_above(
         del transposed
         found += _sharded_pairs(prefix, x, threshold, blocks, shards, n_jobs, progress)
     else:
-        done = run_blocks(partial(pairs_block, threshold=threshold), (prefix, transposed, x), n,
-                          blocks, n_jobs, "duplicates", progress)  # fmt: skip
+        whole = PairShard(0, transposed, x)
+        done = run_blocks(partial(pairs_block, threshold=threshold), (prefix, whole), n, blocks,
+                          n_jobs, "duplicates", progress)  # fmt: skip
         found += [pairs for _, _, pairs in done]
     pairs = np.concatenate(found)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
@@ -79,21 +80,15 @@ def pairs_above(
 
 def pairs_block(
     prefix: sp.csr_matrix,
-    transposed: sp.csr_matrix,
-    x: sp.csr_matrix,
+    whole: PairShard,
     start: int,
     stop: int,
     threshold: float,
 ) -> NDArray[np.int32]:
     """The pairs (i, j), start <= i < stop, i < j, at or above threshold (a task: it runs on a
-    thread or a dask worker)."""
-    shared = sp.coo_matrix(prefix[start:stop] @ transposed)
-    left, right = shared.row.astype(np.int64) + start, shared.col.astype(np.int64)
-    upper = left < right
-    left, right = left[upper], right[upper]
-    sims = pair_dots(x, left, right)
-    hit = sims >= threshold
-    return np.stack([left[hit], right[hit]], axis=1).astype(np.int32)
+    thread or a dask worker): the rows against one shard holding every row."""
+    return shard_pairs_block(whole, 0, stop - start, start, prefix[start:stop], whole.x[start:stop],
+                             threshold)  # fmt: skip
 
 
 @dataclass

@@ -69,6 +69,12 @@ class PrunedParams:
         if min(positive) < 1 or min(self.candidates, self.dense_candidates, self.expand) < 0:
             raise ValueError(f"pruned search knobs out of range: {self}")
 
+    def resolved(self, with_dense: bool) -> PrunedParams:
+        """These knobs with `candidates` set where it is 0 (the default: see its docstring)."""
+        if self.candidates:
+            return self
+        return replace(self, candidates=50 if with_dense else 100)
+
 
 def pruned_search(
     data: SearchRows, k: int, params: PrunedParams, n_jobs: int = 2, progress: bool = False
@@ -82,8 +88,7 @@ def pruned_search(
     if data.dense is not None and params.dense_candidates > 0:
         dense = cluster_candidates(data.dense, data.allowed, params.dense_candidates,
                                    params.probes, params.block, n_jobs, progress)  # fmt: skip
-    if params.candidates == 0:
-        params = replace(params, candidates=100 if dense is None else 50)
+    params = params.resolved(dense is not None)
     index = build_index(data.x, params.doc_terms, params.postings, data.allowed)
     # Its temporaries (GBs at a million rows) partly sit in the heap, which keeps freed pages
     # until trimmed; the search after it would add to them, not reuse them.

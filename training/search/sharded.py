@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,8 +32,14 @@ from tqdm import tqdm
 
 from training import compute
 from training.memory import trim_heap
-from training.search.blocks import PAD_BUDGET, empty_lists, fresh, row_ranges, top_k_rows
-from training.search.dense import Cells, cells_of, nearest_centres, whole_cell_blocks
+from training.search.blocks import empty_lists, fresh, row_ranges, top_k_rows
+from training.search.dense import (
+    Cells,
+    best_by_dot,
+    cells_of,
+    nearest_centres,
+    whole_cell_blocks,
+)
 from training.search.index import build_index
 from training.search.kernels import index_candidates
 from training.search.pruned import PrunedParams
@@ -95,8 +101,7 @@ def sharded_search(
     if n < 2 or k == 0:
         return indices[:, :k], scores[:, :k]
     use_dense = data.dense is not None and params.dense_candidates > 0
-    if params.candidates == 0:
-        params = replace(params, candidates=50 if use_dense else 100)
+    params = params.resolved(use_dense)
     cuts = np.linspace(0, n, min(params.shards, n) + 1).astype(np.int64)
     with compute.pool("threads", n_jobs) as pool:
         shards = [
@@ -214,19 +219,9 @@ def dense_block(
         pool = shard.cells.members(shard.cells.near[cell])
         if shard.rows.allowed is not None:
             pool = pool[shard.rows.allowed[pool]]
-        if len(pool) == 0:
-            continue
-        step = max(1, PAD_BUDGET // len(pool))  # bounds the score block's memory
-        for a in range(first, first + count, step):
-            b = min(a + step, first + count)
-            sims = queries[a:b] @ shard.rows.dense[pool].T
-            sims[ids[a:b, None] == pool[None, :] + shard.start] = -np.inf  # never itself
-            take = min(want, len(pool))
-            best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-            got = np.take_along_axis(sims, best, 1)
-            ok = np.isfinite(got)
-            out[a:b, :take] = np.where(ok, pool[best] + shard.start, -1)
-            out_scores[a:b, :take] = got
+        run = slice(first, first + count)
+        out[run], out_scores[run] = best_by_dot(queries[run], ids[run], shard.rows.dense[pool],
+                                                pool + shard.start, want)  # fmt: skip
     return out, out_scores
 
 
