@@ -89,6 +89,10 @@ class Settings:
     the corpus vectors, so its memory stays within its caches), "writer" (upserts, takedowns,
     events, model info: it holds the vectors that place new articles) or "all" (both). A call
     outside the role is FAILED_PRECONDITION naming the role; route it to another replica."""
+    writer_dir: str = ".newsrec/writer"
+    """Where a writer keeps the live version's compact vectors as files it maps read-only
+    (GBs at a million articles): the page cache shares them between the writer processes of
+    one machine and can reclaim them under pressure. Empty: in the process's own memory."""
     upsert_max_articles: int = 100
     """Articles an UpsertArticles call may carry."""
     upsert_max_bytes: int = 16 * 1024 * 1024

@@ -49,7 +49,7 @@ def make_service(settings: Settings) -> RecommenderService:
         reader,
         EventWriter(reader, settings.event_stream_max_batches, settings.sections_cache_entries,
                     settings.batch_id_ttl_seconds),
-        ArticleWriter(reader),
+        ArticleWriter(reader, Path(settings.writer_dir) if settings.writer_dir else None),
         LiveCounts(settings.live_cache_seconds),
         settings.answer_cache_entries,
         Limits.from_settings(settings),

@@ -89,6 +89,7 @@ def settings(redis_url: str, namespace: str, tmp_path: Path) -> Settings:
         port=0,
         model_dir=tmp_path / "models",
         data_dir=tmp_path / "data",
+        writer_dir=str(tmp_path / "writer"),
         pointer_cache_seconds=0.0,
     )
 

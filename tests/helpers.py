@@ -89,6 +89,7 @@ def newsrec_env(settings: Settings, **extra: str) -> dict[str, str]:
         "NEWSREC_REDIS_URL": settings.redis_url,
         "NEWSREC_NAMESPACE": settings.namespace,
         "NEWSREC_MODEL_DIR": str(settings.model_dir),
+        "NEWSREC_WRITER_DIR": settings.writer_dir,
         **extra,
     }
 
@@ -299,7 +300,7 @@ def trained_and_served(
 ) -> tuple[Any, Any]:
     """The training job's related model of `articles`, and the VectorIndex a server builds from
     what that model publishes (the vectors blob through its Redis chunks and the JSON text
-    model): for checks that a server scores exactly as training does."""
+    model, both left in `folder`): for checks that a server scores exactly as training does."""
     from recommender.live.vectors import VectorIndex
     from recommender.store.vectors import read_chunks, write_vectors
     from training.related.model import build_related, text_model_json
@@ -311,5 +312,6 @@ def trained_and_served(
     spooled = folder / "spooled.npz"  # as a writer spools the Redis chunks to a file
     spooled.write_bytes(b"".join(read_chunks(folder / "vectors.npz")))
     text_model = text_model_json(model.vectorizer, params.title_weight)
+    (folder / "text_model.json").write_bytes(text_model)
     with spooled.open("rb") as blob:
         return model, VectorIndex.load("v1", text_model, blob)

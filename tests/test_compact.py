@@ -159,7 +159,7 @@ def test_sketch_index_finds_the_nearest_rows_reading_a_few_lists() -> None:
 
 def test_id_table_finds_every_id_and_no_other() -> None:
     ids = [f"art-{n}" for n in range(5000)] + ["é-ünïcode", "https://news.example/a?b=1"]
-    table = IdTable(ids)
+    table = IdTable.of(ids)
     assert len(table) == len(ids) and list(table) == ids
     assert table[-1] == ids[-1] and table[10:13] == ids[10:13]
     assert all(table.position(i) == n for n, i in enumerate(ids))

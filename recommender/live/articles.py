@@ -7,12 +7,14 @@ numpy and scipy, never scikit-learn), so a replica that only reads never holds t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +22,7 @@ from numpy.typing import NDArray
 from recommender.domain import Article
 from recommender.encoder import EncoderUnavailable
 from recommender.errors import ArticleNotFound, CannotScoreUpserts, NoModelPublished
+from recommender.live.arrayfiles import ArrayFolder, ArrayStore
 from recommender.live.config import VersionConfig
 from recommender.reader import Reader
 from recommender.store import codec
@@ -75,8 +78,10 @@ def place(
 class ArticleWriter:
     """Handles UpsertArticles and DeleteArticle."""
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, writer_dir: Path | None = None) -> None:
         self.reader = reader
+        self.writer_dir = writer_dir
+        """Where the compact vectors are kept as mapped files (None: in memory)."""
         self.keys = reader.keys
         self._index: VectorIndex | None = None
         self._index_lock = asyncio.Lock()
@@ -94,31 +99,62 @@ class ArticleWriter:
             return self._index
 
     async def _load_index(self, version: str) -> VectorIndex:
-        count = int((await self.reader.meta(version)).get("vector_chunks", 0))
-        text_model = await self.reader.run(lambda p: [p.get(self.keys.vectorizer(version))])
+        meta = await self.reader.meta(version)
+        (text_model,) = await self.reader.run(lambda p: [p.get(self.keys.vectorizer(version))])
+        folder = self._folder(version, meta)
+        arrays = None if folder is None else await asyncio.to_thread(folder.open)
+        where = "in memory" if folder is None else str(folder.final)
+        if arrays is not None:
+            log.info("version %s: mapping the vectors another writer built in %s", version, where)
+        else:  # not built on this machine yet: from the published blob
+            started = time.monotonic()
+            arrays = await self._build_arrays(version, int(meta.get("vector_chunks", 0)), folder)
+            took = time.monotonic() - started
+            log.info("version %s: built the compact vectors in %.1f s (%s)", version, took, where)
+        if arrays is None or text_model is None:
+            raise NoModelPublished(f"version {version} was published without article vectors")
+        return await self._assemble(version, text_model, arrays)
+
+    def _folder(self, version: str, meta: dict[str, Any]) -> ArrayFolder | None:
+        if self.writer_dir is None:
+            return None
+        manifest = json.dumps(meta, sort_keys=True).encode()
+        return ArrayFolder(self.writer_dir, self.keys.namespace, version, manifest)
+
+    async def _build_arrays(
+        self, version: str, count: int, folder: ArrayFolder | None
+    ) -> dict[str, NDArray[Any]] | None:
+        """The compact arrays from the version's vectors blob, in the folder when there is one
+        (in memory if it cannot be written); None when the blob is missing."""
         with tempfile.TemporaryFile(prefix="newsrec-vectors-") as spool:
             # A few chunks at a time to a file: the blob is GBs at a million articles.
             for first in range(0, count, CHUNKS_PER_FETCH):
                 wanted = range(first, min(first + CHUNKS_PER_FETCH, count))
                 chunks = await self.reader.run(partial(self._get_chunks, version, wanted))
                 if any(c is None for c in chunks):
-                    break
+                    return None
                 await asyncio.to_thread(spool.write, b"".join(chunks))
-            else:
-                if count and text_model[0] is not None:
-                    spool.seek(0)
-                    return await self._build_index(version, text_model[0], spool)
-        raise NoModelPublished(f"version {version} was published without article vectors")
+            if not count:
+                return None
+            if folder is not None:
+                try:
+                    return await asyncio.to_thread(_build_in_folder, spool, folder)
+                except OSError as exc:
+                    log.warning("writer_dir unusable for version %s (%s): keeping its vectors "
+                                "in memory", version, exc)  # fmt: skip
+            return await asyncio.to_thread(_build_in_memory, spool)
 
     def _get_chunks(self, version: str, wanted: range, pipe: Any) -> None:
         for n in wanted:
             pipe.get(self.keys.vectors_chunk(version, n))
 
-    async def _build_index(self, version: str, text_model: bytes, spool: Any) -> VectorIndex:
+    async def _assemble(
+        self, version: str, text_model: bytes, arrays: dict[str, NDArray[Any]]
+    ) -> VectorIndex:
         from recommender.live.vectors import VectorIndex
 
         try:
-            return await asyncio.to_thread(VectorIndex.load, version, text_model, spool)
+            return await asyncio.to_thread(VectorIndex.stored, version, text_model, arrays)
         except EncoderUnavailable as exc:
             log.error("cannot score upserts for version %s: %s", version, exc)
             raise CannotScoreUpserts(f"this replica cannot place new articles: {exc}") from exc
@@ -253,6 +289,33 @@ class ArticleWriter:
         if self._index is not None:
             self._index.set_live(article_id, None)
         return True
+
+
+def _build_in_folder(spool: IO[bytes], folder: ArrayFolder) -> dict[str, NDArray[Any]]:
+    """Build the arrays as files of the folder, then map them (a failed build leaves none)."""
+    from recommender.live.compact import Blob, release_free_memory
+    from recommender.live.vectors import compact_arrays
+
+    store = folder.store()
+    try:
+        spool.seek(0)
+        compact_arrays(Blob(spool), store)
+        arrays = folder.finish(store)
+    finally:
+        folder.discard(store)
+    release_free_memory()
+    return arrays
+
+
+def _build_in_memory(spool: IO[bytes]) -> dict[str, NDArray[Any]]:
+    from recommender.live.compact import Blob, release_free_memory
+    from recommender.live.vectors import compact_arrays
+
+    store = ArrayStore()
+    spool.seek(0)
+    compact_arrays(Blob(spool), store)
+    release_free_memory()
+    return store.arrays
 
 
 def _live_vector(raw: bytes, index: VectorIndex) -> LiveVector:

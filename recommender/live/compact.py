@@ -14,12 +14,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from recommender.live.arrayfiles import ArrayStore
 
 BLOCK_ROWS = 65_536
 """Rows read, converted or scanned at a time: bounds the temporary float32 copies."""
@@ -35,10 +37,15 @@ class Int8Rows:
     scales: NDArray[np.float32]
 
     @classmethod
-    def of(cls, blocks: Iterator[NDArray[np.float32]], rows: int, dims: int) -> Int8Rows:
-        """Quantise float rows arriving in blocks (symmetric: the largest |x| maps to 127)."""
-        codes = np.empty((rows, dims), dtype=np.int8)
-        scales = np.empty(rows, dtype=np.float32)
+    def of(
+        cls, blocks: Iterator[NDArray[np.float32]], rows: int, dims: int,
+        store: ArrayStore | None = None, name: str = "rows",
+    ) -> Int8Rows:  # fmt: skip
+        """Quantise float rows arriving in blocks (symmetric: the largest |x| maps to 127),
+        into the store's arrays `name`.codes and `name`.scales (memory without one)."""
+        store = store or ArrayStore()
+        codes = store.empty(f"{name}.codes", (rows, dims), np.int8)
+        scales = store.empty(f"{name}.scales", (rows,), np.float32)
         start = 0
         for block in blocks:
             top = np.abs(block).max(axis=1) if block.size else np.zeros(len(block), np.float32)
@@ -47,6 +54,11 @@ class Int8Rows:
             scales[start : start + len(block)] = scale
             start += len(block)
         return cls(codes, scales)
+
+    @classmethod
+    def stored(cls, arrays: Mapping[str, NDArray[Any]], name: str) -> Int8Rows:
+        """The rows `of` put in a store under `name`."""
+        return cls(arrays[f"{name}.codes"], arrays[f"{name}.scales"])
 
     @classmethod
     def from_array(cls, rows: NDArray[np.float32]) -> Int8Rows:
@@ -103,12 +115,12 @@ class Blob:
                 raw = member.read(count * width * dtype.itemsize)
                 yield np.frombuffer(raw, dtype=dtype).reshape((count, *shape[1:]))
 
-    def int8_rows(self, name: str) -> Int8Rows:
-        """A float member quantised block by block."""
+    def int8_rows(self, name: str, store: ArrayStore | None = None) -> Int8Rows:
+        """A float member quantised block by block (into the store, under its own name)."""
         with self.archive.open(name + ".npy") as member:
             shape = _header(member)[0]
         blocks = (b.astype(np.float32) for b in self.blocks(name))
-        return Int8Rows.of(blocks, int(shape[0]), int(shape[1]))
+        return Int8Rows.of(blocks, int(shape[0]), int(shape[1]), store, name)
 
 
 def _header(member: IO[bytes]) -> tuple[Any, bool, np.dtype[Any]]:

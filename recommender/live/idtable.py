@@ -5,10 +5,13 @@ sorted table of 64-bit hashes for lookups. A Python list and dict of a million i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from typing import overload
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, overload
 
 import numpy as np
+from numpy.typing import NDArray
+
+from recommender.live.arrayfiles import ArrayStore
 
 
 def _hash(article_id: str) -> int:
@@ -37,24 +40,45 @@ class PositionalIds(Sequence[str]):
 class IdTable(PositionalIds):
     """Article ids by position, and positions by id."""
 
-    def __init__(self, ids: Iterable[str]) -> None:
+    def __init__(
+        self, buffer: NDArray[np.uint8], offsets: NDArray[np.int64], order: NDArray[np.int32],
+        hashes: NDArray[np.uint64],
+    ) -> None:  # fmt: skip
+        self.buffer, self.offsets, self.order, self.hashes = buffer, offsets, order, hashes
+
+    @classmethod
+    def of(cls, ids: Iterable[str], store: ArrayStore | None = None) -> IdTable:
+        """The table of these ids (arrays "ids.*" of the store, memory without one)."""
+        store = store or ArrayStore()
         encoded = [i.encode() for i in ids]
-        self.buffer = b"".join(encoded)
-        self.offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
+        buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
         hashes = np.fromiter((_hash(e.decode()) for e in encoded), dtype=np.uint64,
                              count=len(encoded))  # fmt: skip
-        self.order = np.argsort(hashes, kind="stable").astype(np.int32)
-        self.hashes = hashes[self.order]
+        order = np.argsort(hashes, kind="stable").astype(np.int32)
+        parts: dict[str, NDArray[Any]] = {
+            "buffer": buffer,
+            "offsets": offsets,
+            "order": order,
+            "hashes": hashes[order],
+        }
+        return cls.stored({f"ids.{k}": store.put(f"ids.{k}", v) for k, v in parts.items()})
+
+    @classmethod
+    def stored(cls, arrays: Mapping[str, NDArray[Any]]) -> IdTable:
+        """The table `of` put in a store."""
+        return cls(arrays["ids.buffer"], arrays["ids.offsets"], arrays["ids.order"],
+                   arrays["ids.hashes"])  # fmt: skip
 
     @property
     def nbytes(self) -> int:
-        return len(self.buffer) + self.offsets.nbytes + self.order.nbytes + self.hashes.nbytes
+        return self.buffer.nbytes + self.offsets.nbytes + self.order.nbytes + self.hashes.nbytes
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def _at(self, n: int) -> str:
-        return self.buffer[self.offsets[n] : self.offsets[n + 1]].decode()
+        return self.buffer[self.offsets[n] : self.offsets[n + 1]].tobytes().decode()
 
     def position(self, article_id: str) -> int | None:
         """Where the id is, or None."""

@@ -8,12 +8,14 @@ more than the kept postings plus one block (benchmarks/RESULTS.md has the peak).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from recommender.live.arrayfiles import ArrayStore
 from recommender.live.compact import Blob
 
 POSTINGS_PER_TERM = 2000
@@ -59,9 +61,12 @@ class Postings:
         return touched, summed[touched].astype(np.float32)
 
 
-def pruned_postings(blob: Blob, per_term: int = POSTINGS_PER_TERM) -> Postings:
+def pruned_postings(
+    blob: Blob, per_term: int = POSTINGS_PER_TERM, store: ArrayStore | None = None
+) -> Postings:
     """The blob's TF-IDF rows as terms x articles postings, float16, each term keeping about
-    its `per_term` heaviest weights."""
+    its `per_term` heaviest weights (arrays "postings.*" of the store, memory without one)."""
+    store = store or ArrayStore()
     articles, terms = (int(x) for x in blob.array("shape"))
     df = np.zeros(terms, dtype=np.int64)
     for indices, _, _ in _entries(blob, weights=False):
@@ -70,9 +75,9 @@ def pruned_postings(blob: Blob, per_term: int = POSTINGS_PER_TERM) -> Postings:
     kept = np.zeros(terms, dtype=np.int64)
     for indices, data, _ in _entries(blob):
         kept += np.bincount(indices[data >= floor[indices]], minlength=terms)
-    indptr = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
-    rows = np.empty(int(indptr[-1]), dtype=np.int32)
-    weights = np.empty(int(indptr[-1]), dtype=np.float16)
+    indptr = store.put("postings.indptr", np.concatenate([[0], np.cumsum(kept)]).astype(np.int64))
+    rows = store.empty("postings.indices", (int(indptr[-1]),), np.int32)
+    weights = store.empty("postings.weights", (int(indptr[-1]),), np.float16)
     filled = indptr[:-1].copy()
     for indices, data, row in _entries(blob, articles=True):
         keep = np.flatnonzero(data >= floor[indices])
@@ -83,6 +88,12 @@ def pruned_postings(blob: Blob, per_term: int = POSTINGS_PER_TERM) -> Postings:
         rows[at], weights[at] = row[by_term], data[by_term]
         filled += np.bincount(term, minlength=terms)
     return Postings(indptr, rows, weights, articles)
+
+
+def stored_postings(arrays: Mapping[str, NDArray[Any]], articles: int) -> Postings:
+    """The postings `pruned_postings` put in a store."""
+    return Postings(arrays["postings.indptr"], arrays["postings.indices"],
+                    arrays["postings.weights"], articles)  # fmt: skip
 
 
 def _entries(

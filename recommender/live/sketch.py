@@ -9,11 +9,14 @@ exact scores are computed after, recommender/live/vectors.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from recommender.live.arrayfiles import ArrayStore
 from recommender.live.compact import BLOCK_ROWS, Int8Rows
 
 SKETCH_DIMS = 32
@@ -42,9 +45,9 @@ class SketchIndex:
     """Sketch of each row of `order`."""
 
     @classmethod
-    def of(cls, rows: Int8Rows, seed: int = 0) -> SketchIndex:
+    def of(cls, rows: Int8Rows, seed: int = 0, store: ArrayStore | None = None) -> SketchIndex:
         """The sketch basis from an even sample of rows, its lists by k-means, every row
-        assigned to its nearest list."""
+        assigned to its nearest list (arrays "sketch.*" of the store, if given)."""
         sample = rows.take(_even(len(rows), KMEANS_SAMPLE))
         dims = min(SKETCH_DIMS, *sample.shape) if len(sample) else 0
         basis = np.ascontiguousarray(np.linalg.svd(sample, full_matrices=False)[2][:dims].T,
@@ -56,8 +59,19 @@ class SketchIndex:
         assigned = _assign(projected, centroids)
         order = np.argsort(assigned, kind="stable").astype(np.int32)
         starts = np.concatenate([[0], np.cumsum(np.bincount(assigned, minlength=len(centroids)))])
-        return cls(basis, centroids, starts.astype(np.int64), order,
-                   projected[order].astype(np.float16))  # fmt: skip
+        index = cls(basis, centroids, starts.astype(np.int64), order,
+                    projected[order].astype(np.float16))  # fmt: skip
+        return index if store is None else cls.stored(index.put(store))
+
+    def put(self, store: ArrayStore) -> dict[str, NDArray[Any]]:
+        """Its arrays, kept in the store."""
+        return {f"sketch.{f.name}": store.put(f"sketch.{f.name}", getattr(self, f.name))
+                for f in fields(self)}  # fmt: skip
+
+    @classmethod
+    def stored(cls, arrays: Mapping[str, NDArray[Any]]) -> SketchIndex:
+        """The index `put` in a store."""
+        return cls(**{f.name: arrays[f"sketch.{f.name}"] for f in fields(cls)})
 
     @property
     def nbytes(self) -> int:

@@ -15,6 +15,7 @@ kept beside them, exact (recommender/live/liverows.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -23,10 +24,11 @@ from numpy.typing import NDArray
 
 from recommender.domain import Article
 from recommender.encoder import Encoder, article_text, load_encoder
+from recommender.live.arrayfiles import ArrayStore
 from recommender.live.compact import Blob, Int8Rows, release_free_memory
 from recommender.live.idtable import IdTable
 from recommender.live.liverows import DENSE_PARTS, LiveRows, LiveVector
-from recommender.live.postings import Postings, pruned_postings
+from recommender.live.postings import Postings, pruned_postings, stored_postings
 from recommender.live.scored import JoinedIds, Scores, SparseScores
 from recommender.live.sketch import SketchIndex
 from recommender.similarity import Shares, expand_rows, lsa_raw
@@ -41,6 +43,12 @@ CANDIDATES_BY_WORDS = 3000
 """Articles with the highest TF-IDF cosine whose LSA and embedding cosines are computed."""
 CANDIDATES_BY_MEANING = 3000
 """Articles nearest by the embedding sketch added to them."""
+SMALL_PARTS = ("extra_lsa_settings", "extra_lsa_terms", "extra_lsa_components",
+               "extra_embedding_settings", "extra_embedding_model")  # fmt: skip
+"""Blob members a writer keeps as they are."""
+ROW_PARTS = ("extra_lsa_raw", "extra_lsa_vectors", "extra_embedding_raw",
+             "extra_embedding_vectors")  # fmt: skip
+"""Blob members a writer keeps as int8 rows."""
 
 
 @dataclass(frozen=True)
@@ -59,18 +67,18 @@ class EmbeddingPart:
     encoder: Encoder
 
     @classmethod
-    def from_blob(cls, blob: Blob) -> EmbeddingPart | None:
-        """From the vectors blob (None without embeddings); loads the model (seconds)."""
-        if "extra_embedding_settings" not in blob.names:
+    def stored(cls, arrays: Mapping[str, NDArray[Any]]) -> EmbeddingPart | None:
+        """From the compact arrays (None without embeddings); loads the model (seconds)."""
+        if "extra_embedding_settings" not in arrays:
             return None
         weight, feedback, feedback_weight, blend = (
-            float(x) for x in blob.array("extra_embedding_settings")
+            float(x) for x in arrays["extra_embedding_settings"]
         )
-        encoder = load_encoder(str(blob.array("extra_embedding_model")[0]), threads=UPSERT_THREADS)
-        vectors = blob.int8_rows("extra_embedding_vectors")
+        model = str(arrays["extra_embedding_model"][0])
         return cls(weight, int(feedback), feedback_weight, blend,
-                   blob.int8_rows("extra_embedding_raw"), vectors, SketchIndex.of(vectors),
-                   encoder)  # fmt: skip
+                   Int8Rows.stored(arrays, "extra_embedding_raw"),
+                   Int8Rows.stored(arrays, "extra_embedding_vectors"), SketchIndex.stored(arrays),
+                   load_encoder(model, threads=UPSERT_THREADS))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,14 +94,30 @@ class LsaPart:
     vectors: Int8Rows
 
     @classmethod
-    def from_blob(cls, blob: Blob) -> LsaPart | None:
-        """From the vectors blob's extra arrays (None when the version has no LSA part)."""
-        if "extra_lsa_settings" not in blob.names:
+    def stored(cls, arrays: Mapping[str, NDArray[Any]]) -> LsaPart | None:
+        """From the compact arrays (None when the version has no LSA part)."""
+        if "extra_lsa_settings" not in arrays:
             return None
-        weight, feedback, feedback_weight = (float(x) for x in blob.array("extra_lsa_settings"))
-        return cls(weight, int(feedback), feedback_weight, blob.array("extra_lsa_terms"),
-                   blob.array("extra_lsa_components"), blob.int8_rows("extra_lsa_raw"),
-                   blob.int8_rows("extra_lsa_vectors"))  # fmt: skip
+        weight, feedback, feedback_weight = (float(x) for x in arrays["extra_lsa_settings"])
+        return cls(weight, int(feedback), feedback_weight, arrays["extra_lsa_terms"],
+                   arrays["extra_lsa_components"], Int8Rows.stored(arrays, "extra_lsa_raw"),
+                   Int8Rows.stored(arrays, "extra_lsa_vectors"))  # fmt: skip
+
+
+def compact_arrays(blob: Blob, store: ArrayStore) -> None:
+    """Every array a writer scores upserts with, built from the vectors blob into the store
+    a block at a time (recommender/live/compact.py)."""
+    IdTable.of((str(i) for i in blob.array("ids")), store)
+    store.put("kth", blob.array("kth"))
+    pruned_postings(blob, store=store)
+    for name in SMALL_PARTS:
+        if name in blob.names:
+            store.put(name, blob.array(name))
+    for name in ROW_PARTS:
+        if name in blob.names:
+            blob.int8_rows(name, store)
+    if "extra_embedding_vectors" in blob.names:
+        SketchIndex.of(Int8Rows.stored(store.arrays, "extra_embedding_vectors"), store=store)
 
 
 @dataclass
@@ -116,14 +140,22 @@ class VectorIndex:
 
     @classmethod
     def load(cls, version: str, vectorizer_json: bytes, blob_file: IO[bytes]) -> VectorIndex:
-        """Assemble from the version's published text model and vectors blob (a file)."""
-        blob = Blob(blob_file)
-        ids = IdTable(str(i) for i in blob.array("ids"))
-        index = cls(version, TextModel.loads(vectorizer_json), ids, pruned_postings(blob),
-                    blob.array("kth"), LsaPart.from_blob(blob),
-                    EmbeddingPart.from_blob(blob))  # fmt: skip
+        """Assemble from the version's published text model and vectors blob (a file), in
+        memory."""
+        store = ArrayStore()
+        compact_arrays(Blob(blob_file), store)
         release_free_memory()
-        return index
+        return cls.stored(version, vectorizer_json, store.arrays)
+
+    @classmethod
+    def stored(
+        cls, version: str, vectorizer_json: bytes, arrays: Mapping[str, NDArray[Any]]
+    ) -> VectorIndex:
+        """Assemble from the text model and the compact arrays (in memory or mapped files)."""
+        ids = IdTable.stored(arrays)
+        return cls(version, TextModel.loads(vectorizer_json), ids,
+                   stored_postings(arrays, len(ids)), arrays["kth"], LsaPart.stored(arrays),
+                   EmbeddingPart.stored(arrays))  # fmt: skip
 
     @property
     def width(self) -> int:
