@@ -40,6 +40,13 @@ EVENTS = Counter(
     ["outcome", "reason"], registry=REGISTRY,
 )  # fmt: skip
 UPSERTS = Counter("newsrec_upserts", "Articles upserted", registry=REGISTRY)
+UPSERT_STAGES = Histogram(
+    "newsrec_upsert_stage_seconds",
+    "Time of each stage of placing one upserted article: vectorize (TF-IDF row and encoding), "
+    "score (against the corpus and live articles), write (its records and list entries)",
+    ["stage"], registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)  # fmt: skip
 TAKEDOWNS = Counter("newsrec_takedowns", "Articles taken down", registry=REGISTRY)
 UNKNOWN_SECTIONS = Counter(
     "newsrec_unknown_sections", "GetPopular/GetRelated calls naming a section the model lacks",

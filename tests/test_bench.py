@@ -126,4 +126,13 @@ def test_bench_replicas_measures_a_reader_and_a_writer(settings: Settings, tmp_p
     assert 0 < result["upsert"]["p50_ms"] <= result["upsert"]["p99_ms"] < 10_000
     # the writer holds the vectors and the encoder; the reader neither
     assert 30 < result["reader_rss_mb_after"] < result["writer_rss_mb"]
+    memory = result["writer_memory_mb"]
+    assert memory["file"] > 0 and memory["anon"] > 0 and memory["rss"] <= memory["hwm"]
+    stages = result["upsert_stages"]
+    # the first upsert, then all six (the first again: an edit)
+    assert {stage: stages[stage]["count"] for stage in stages} == {
+        "vectorize": 7, "score": 7, "write": 7}  # fmt: skip
+    assert all(stages[stage]["mean_ms"] > 0 for stage in stages)
+    second = result["second_writer"]  # it mapped the first writer's vectors: no blob, no build
+    assert second["upserts"] == 99 and 0 < second["first_seconds"] < 600
     assert "reader after: GetRelated" in done.stdout

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from recommender import metrics
 from recommender.domain import Article
 from recommender.encoder import EncoderUnavailable
 from recommender.errors import ArticleNotFound, CannotScoreUpserts, NoModelPublished
@@ -208,21 +209,24 @@ class ArticleWriter:
     async def _upsert_one(
         self, version: str, index: VectorIndex, cfg: VersionConfig, article: Article
     ) -> pb.UpsertResult:
-        vector = await asyncio.to_thread(index.vectorize, article)  # encoding: tens of ms
+        with metrics.UPSERT_STAGES.labels("vectorize").time():
+            vector = await asyncio.to_thread(index.vectorize, article)  # encoding: tens of ms
         created = article.id not in index.ids and article.id not in index.live
-        placed = place(index.score(vector, article.id), index.kth, self.reader.deleted, cfg)
-        records = await self.reader.articles(version, [aid for aid, _ in placed.own])
-        related: list[Candidate] = [
-            (aid, score, rec.sections)
-            for (aid, score), rec in zip(placed.own, records, strict=True)
-            if rec is not None
-        ]
-        await self.reader.run(
-            lambda pipe: self._write_upsert(
-                pipe, version, article, vector, related, placed.hosts, cfg
+        with metrics.UPSERT_STAGES.labels("score").time():
+            placed = place(index.score(vector, article.id), index.kth, self.reader.deleted, cfg)
+        with metrics.UPSERT_STAGES.labels("write").time():
+            records = await self.reader.articles(version, [aid for aid, _ in placed.own])
+            related: list[Candidate] = [
+                (aid, score, rec.sections)
+                for (aid, score), rec in zip(placed.own, records, strict=True)
+                if rec is not None
+            ]
+            await self.reader.run(
+                lambda pipe: self._write_upsert(
+                    pipe, version, article, vector, related, placed.hosts, cfg
+                )
             )
-        )
-        index.set_live(article.id, vector)
+            index.set_live(article.id, vector)
         return pb.UpsertResult(
             article_id=article.id,
             created=created,

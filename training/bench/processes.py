@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,10 +49,13 @@ def wait_serving(target: str, timeout: float = 60.0, service: str = "", poll: fl
 
 
 @contextmanager
-def processes(commands: list[list[str]], target: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Run server processes for the duration of the block."""
+def processes(
+    commands: list[list[str]], target: str, envs: list[dict[str, str]] | None = None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Run server processes (each with its own environment, if given) for the block."""
     procs = [
-        subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands
+        subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        for c, env in zip(commands, envs or [None] * len(commands), strict=True)  # type: ignore[list-item]
     ]
     try:
         wait_serving(target)
@@ -83,6 +87,30 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """A process's resident memory in MB: all of it (rss), its own (anon: heap and private
+    arrays), mapped files (file: shared page cache, reclaimable), and its peak (hwm)."""
+    fields = {"rss": "VmRSS", "anon": "RssAnon", "file": "RssFile", "hwm": "VmHWM"}
+    return {name: rss_mb(pid, field) for name, field in fields.items()}
+
+
+def scrape_histograms(port: int, name: str) -> dict[str, dict[str, float]]:
+    """Count, sum and mean (ms) of each label value of a histogram on a /metrics port."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (f"{name}_count", f"{name}_sum"):
+                label = next(iter(sample.labels.values()), "")
+                found.setdefault(label, {})[sample.name.rsplit("_", 1)[1]] = sample.value
+    for values in found.values():
+        values["mean_ms"] = 1000 * values.get("sum", 0.0) / max(values.get("count", 0.0), 1.0)
+    return found
 
 
 @dataclass(frozen=True)

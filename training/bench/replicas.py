@@ -3,13 +3,16 @@ live state slows reads as it grows.
 
 A `newsrec serve --role reader` and a `--role writer` process share a trained namespace. The
 reader answers GetRelated (latency, then its memory: it never loads the corpus vectors); the
-writer takes U upserts one at a time (latency, its memory after the first and the last); then
-E events stream in (StreamEventBatches, 1,000 a message), and the same GetRelated calls run
-again: live insertions and counters must not slow reads down.
+writer takes U upserts one at a time (latency, its memory after the first and the last, the
+time of each stage from its /metrics); a second writer then maps the first one's vectors
+(writer_dir) and takes 100 upserts; then E events stream in (StreamEventBatches, 1,000 a
+message), and the same GetRelated calls run again: live insertions and counters must not slow
+reads down.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import time
@@ -29,13 +32,17 @@ from training.bench.machine import machine
 from training.bench.processes import (
     drop_namespace,
     free_port,
+    memory_mb,
     processes,
     rss_mb,
+    scrape_histograms,
     serve_command,
     trained_demo,
 )
 from training.bench.upsert import upsert_inputs, upsert_one_by_one
 from training.demo.generate import DemoSpec, generate
+
+UPSERT_STAGES = "newsrec_upsert_stage_seconds"
 
 
 def _related_ms(stub: pb_grpc.RecommenderStub, ids: list[str], calls: int) -> dict[str, float]:
@@ -64,13 +71,24 @@ def _upserts(
     stub: pb_grpc.RecommenderStub, batch: list[pb.ArticleInput], writer: int
 ) -> dict[str, Any]:
     first, _ = upsert_one_by_one(stub, batch[:1])
-    after_first, peak = rss_mb(writer), rss_mb(writer, "VmHWM")  # the peak: while loading
+    after_first = memory_mb(writer)  # its peak (hwm): while loading
     _, latencies = upsert_one_by_one(stub, batch)
     p50, p99 = np.percentile(latencies, [50, 99])
-    return {"first_seconds": first, "writer_rss_mb_first": after_first,
-            "writer_peak_mb_first": peak, "p50_ms": float(p50),
-            "p99_ms": float(p99),
+    return {"first_seconds": first, "writer_rss_mb_first": after_first["rss"],
+            "writer_peak_mb_first": after_first["hwm"], "writer_memory_mb_first": after_first,
+            "p50_ms": float(p50), "p99_ms": float(p99),
             "last_1000_p99_ms": float(np.percentile(latencies[-1000:], 99))}  # fmt: skip
+
+
+def _second_writer(
+    command: list[str], env: dict[str, str], target: str, batch: list[pb.ArticleInput]
+) -> dict[str, Any]:
+    """Another writer on the same machine: it maps the first one's vectors (writer_dir)."""
+    with processes([command], target, [env]) as (writer,), grpc.insecure_channel(target) as chan:
+        first, latencies = upsert_one_by_one(pb_grpc.RecommenderStub(chan), batch)
+        p50, p99 = np.percentile(latencies, [50, 99])
+        return {"first_seconds": first, "memory_mb_first_and_after": memory_mb(writer.pid),
+                "upserts": len(latencies), "p50_ms": float(p50), "p99_ms": float(p99)}  # fmt: skip
 
 
 @contextmanager
@@ -105,12 +123,16 @@ def run(url: str, articles: int, upserts: int, events: int, calls: int,
             for n in random.Random(3).sample(range(1, articles + 1), min(2000, articles))
         ]
         extra = folder / "extra"
-        generate(extra, DemoSpec(articles=upserts + 1, clicks_per_article=0, seed=99))
-        ports = free_port(), free_port()
+        generate(extra, DemoSpec(articles=upserts + 101, clicks_per_article=0, seed=99))
+        ports, metrics_port = (free_port(), free_port(), free_port()), free_port()
+        roles = ("reader", "writer", "writer")  # the second writer starts after the upserts
         commands = [serve_command(port, url, namespace, role)
-                    for port, role in zip(ports, ("reader", "writer"), strict=True)]  # fmt: skip
+                    for port, role in zip(ports, roles, strict=True)]  # fmt: skip
+        env = {**os.environ, "NEWSREC_WRITER_DIR": str(folder / "writer")}
+        envs = [env, {**env, "NEWSREC_METRICS_PORT": str(metrics_port)}]
+        inputs = upsert_inputs(extra / "articles.jsonl", upserts + 101)
         with (
-            processes(commands, f"127.0.0.1:{ports[1]}") as (reader, writer),
+            processes(commands[:2], f"127.0.0.1:{ports[1]}", envs) as (reader, writer),
             grpc.insecure_channel(f"127.0.0.1:{ports[0]}") as read_channel,
             grpc.insecure_channel(f"127.0.0.1:{ports[1]}") as write_channel,
         ):
@@ -120,12 +142,16 @@ def run(url: str, articles: int, upserts: int, events: int, calls: int,
             result["reader_rss_mb_before"] = rss_mb(reader.pid)
             log(f"reader: {calls:,} GetRelated {result['related_before']}, RSS "
                 f"{result['reader_rss_mb_before']:,.0f} MB")  # fmt: skip
-            result["upsert"] = _upserts(
-                writes, upsert_inputs(extra / "articles.jsonl", upserts + 1), writer.pid
+            result["upsert"] = _upserts(writes, inputs[: upserts + 1], writer.pid)
+            result["writer_memory_mb"] = memory_mb(writer.pid)
+            result["writer_rss_mb"] = result["writer_memory_mb"]["rss"]
+            result["upsert_stages"] = scrape_histograms(metrics_port, UPSERT_STAGES)
+            log(f"writer: {upserts:,} upserts {result['upsert']}, memory "
+                f"{result['writer_memory_mb']}; stages {result['upsert_stages']}")  # fmt: skip
+            result["second_writer"] = _second_writer(
+                commands[2], env, f"127.0.0.1:{ports[2]}", inputs[upserts + 1 :]
             )
-            result["writer_rss_mb"] = rss_mb(writer.pid)
-            log(f"writer: {upserts:,} upserts {result['upsert']}, RSS "
-                f"{result['writer_rss_mb']:,.0f} MB")  # fmt: skip
+            log(f"second writer: {result['second_writer']}")
             started = time.perf_counter()
             reply = reads.StreamEventBatches(_event_batches(ids, events), timeout=3600)
             result["events_per_second"] = reply.accepted / (time.perf_counter() - started)
