@@ -42,8 +42,9 @@ EVENTS = Counter(
 UPSERTS = Counter("newsrec_upserts", "Articles upserted", registry=REGISTRY)
 UPSERT_STAGES = Histogram(
     "newsrec_upsert_stage_seconds",
-    "Time of each stage of placing one upserted article: vectorize (TF-IDF row and encoding), "
-    "score (against the corpus and live articles), write (its records and list entries)",
+    "Time of each stage of placing one upserted article: vectorize (TF-IDF and LSA rows), "
+    "encode (its embedding, while score_words runs: TF-IDF scores), score (the rest: "
+    "candidates, embeddings, the blend), write (its records and list entries)",
     ["stage"], registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )  # fmt: skip

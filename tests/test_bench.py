@@ -131,7 +131,7 @@ def test_bench_replicas_measures_a_reader_and_a_writer(settings: Settings, tmp_p
     stages = result["upsert_stages"]
     # the first upsert, then all six (the first again: an edit)
     assert {stage: stages[stage]["count"] for stage in stages} == {
-        "vectorize": 7, "score": 7, "write": 7}  # fmt: skip
+        "vectorize": 7, "encode": 7, "score_words": 7, "score": 7, "write": 7}  # fmt: skip
     assert all(stages[stage]["mean_ms"] > 0 for stage in stages)
     second = result["second_writer"]  # it mapped the first writer's vectors: no blob, no build
     assert second["upserts"] == 99 and 0 < second["first_seconds"] < 600

@@ -88,7 +88,7 @@ def test_metrics_and_json_logs_of_a_serving_process(
     assert value("newsrec_events_total", outcome="accepted", reason="") == 1
     assert value("newsrec_events_total", outcome="rejected", reason="malformed_id") == 1
     assert value("newsrec_upserts_total") == 1 and value("newsrec_takedowns_total") == 1
-    for stage in ("vectorize", "score", "write"):
+    for stage in ("vectorize", "encode", "score_words", "score", "write"):
         assert value("newsrec_upsert_stage_seconds_count", stage=stage) == 1, stage
         assert value("newsrec_upsert_stage_seconds_sum", stage=stage) > 0, stage
     assert value("newsrec_model_version", version=version) == 1

@@ -209,11 +209,9 @@ class ArticleWriter:
     async def _upsert_one(
         self, version: str, index: VectorIndex, cfg: VersionConfig, article: Article
     ) -> pb.UpsertResult:
-        with metrics.UPSERT_STAGES.labels("vectorize").time():
-            vector = await asyncio.to_thread(index.vectorize, article)  # encoding: tens of ms
         created = article.id not in index.ids and article.id not in index.live
-        with metrics.UPSERT_STAGES.labels("score").time():
-            placed = place(index.score(vector, article.id), index.kth, self.reader.deleted, cfg)
+        vector, scored = await _score_while_encoding(index, article)
+        placed = place(scored, index.kth, self.reader.deleted, cfg)
         with metrics.UPSERT_STAGES.labels("write").time():
             records = await self.reader.articles(version, [aid for aid, _ in placed.own])
             related: list[Candidate] = [
@@ -293,6 +291,26 @@ class ArticleWriter:
         if self._index is not None:
             self._index.set_live(article_id, None)
         return True
+
+
+async def _score_while_encoding(index: VectorIndex, article: Article) -> tuple[LiveVector, Scores]:
+    """The article's vector and scores; its words are scored while the encoder (its own
+    threads, tens of ms) embeds it, and the event loop is never blocked by either."""
+    encoding = asyncio.create_task(asyncio.to_thread(_timed, "encode", index.encode, article))
+    try:
+        vector = _timed("vectorize", index.vectorize_words, article)
+        words = await asyncio.to_thread(_timed, "score_words", index.score_words, vector,
+                                        article.id)  # fmt: skip
+    finally:
+        vector_raw = await encoding  # never left running on its own
+    vector.embedding_raw = vector_raw
+    scores = await asyncio.to_thread(_timed, "score", index.score, vector, article.id, words)
+    return vector, scores
+
+
+def _timed(stage: str, work: Any, *args: Any) -> Any:
+    with metrics.UPSERT_STAGES.labels(stage).time():
+        return work(*args)
 
 
 def _build_in_folder(spool: IO[bytes], folder: ArrayFolder) -> dict[str, NDArray[Any]]:

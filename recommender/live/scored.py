@@ -33,29 +33,30 @@ class SparseScores:
     positions: NDArray[np.intp]
     values: NDArray[np.float32]
 
-    def without(self, dropped: NDArray[np.intp]) -> SparseScores:
-        """These scores but those positions' (a binary search each: `dropped` is short)."""
-        if not len(self.positions) or not len(dropped):
-            return self
-        where = np.minimum(np.searchsorted(self.positions, dropped), len(self.positions) - 1)
-        found = where[self.positions[where] == dropped]
-        return SparseScores(np.delete(self.positions, found), np.delete(self.values, found))
+
+@dataclass(frozen=True)
+class DenseScores:
+    """A score for every position (the version's articles, then the live ones)."""
+
+    values: NDArray[np.float32]
 
     def at(self, wanted: NDArray[np.intp]) -> NDArray[np.float32]:
-        """The scores of those positions (0 where absent)."""
-        if not len(self.positions):
-            return np.zeros(len(wanted), dtype=np.float32)
-        where = np.minimum(np.searchsorted(self.positions, wanted), len(self.positions) - 1)
-        return np.where(self.positions[where] == wanted, self.values[where],
-                        np.float32(0)).astype(np.float32)  # fmt: skip
+        """The scores of those positions."""
+        return self.values[wanted]
 
     def best(self, count: int) -> SparseScores:
         """The `count` highest positive scores (fewer if fewer are positive)."""
-        positive = np.flatnonzero(self.values > 0)
-        if len(positive) > count:
-            positive = positive[np.argpartition(-self.values[positive], count - 1)[:count]]
-            positive.sort()
-        return SparseScores(self.positions[positive], self.values[positive])
+        count = min(count, len(self.values))
+        if not count:
+            return SparseScores(np.zeros(0, np.intp), np.zeros(0, np.float32))
+        top = np.argpartition(-self.values, count - 1)[:count]
+        top = np.sort(top[self.values[top] > 0])
+        return SparseScores(top.astype(np.intp), self.values[top])
+
+    def positive(self) -> SparseScores:
+        """Every positive score."""
+        where = np.flatnonzero(self.values > 0)
+        return SparseScores(where, self.values[where])
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from recommender.live.compact import Blob, Int8Rows, release_free_memory
 from recommender.live.idtable import IdTable
 from recommender.live.liverows import DENSE_PARTS, LiveRows, LiveVector
 from recommender.live.postings import Postings, pruned_postings, stored_postings
-from recommender.live.scored import JoinedIds, Scores, SparseScores
+from recommender.live.scored import DenseScores, JoinedIds, Scores, SparseScores
 from recommender.live.sketch import SketchIndex
 from recommender.similarity import Shares, expand_rows, lsa_raw
 from recommender.textmodel import TextModel
@@ -120,6 +120,17 @@ def compact_arrays(blob: Blob, store: ArrayStore) -> None:
         SketchIndex.of(Int8Rows.stored(store.arrays, "extra_embedding_vectors"), store=store)
 
 
+@dataclass(frozen=True)
+class WordScores:
+    """A new article's scores by words (VectorIndex.score_words), and what they were read
+    against: the live rows, and the positions never scored."""
+
+    live: LiveRows
+    masked: NDArray[np.intp]
+    tfidf: DenseScores
+    near: SparseScores
+
+
 @dataclass
 class VectorIndex:
     """One version's article vectors plus the live rows added since."""
@@ -163,16 +174,27 @@ class VectorIndex:
         return len(self.postings.indptr) - 1
 
     def vectorize(self, article: Article) -> LiveVector:
-        """The article's TF-IDF row (and raw LSA projection) exactly as training computes them;
-        its final LSA row needs its neighbours, so `score` fills it in. Encodes the article
-        (tens of ms) when the version blends embeddings."""
+        """The article's TF-IDF row, raw LSA projection and raw embedding exactly as training
+        computes them; its final LSA row and embedding need its neighbours, so `score` fills
+        them in. Encodes the article (tens of ms) when the version blends embeddings."""
+        vector = self.vectorize_words(article)
+        vector.embedding_raw = self.encode(article)
+        return vector
+
+    def vectorize_words(self, article: Article) -> LiveVector:
+        """The article's TF-IDF row and raw LSA projection (a millisecond or two)."""
         row = self.text_model.row(article)
         vector = LiveVector(row)
         if self.lsa is not None:
             vector.raw = lsa_raw(row, self.lsa.terms, self.lsa.components)[0]
-        if self.embedding is not None:
-            vector.embedding_raw = self.embedding.encoder.encode([article_text(article)])[0]
         return vector
+
+    def encode(self, article: Article) -> NDArray[np.float32] | None:
+        """The article's raw embedding (None when the version blends none): the encoder runs
+        in its own threads, so an upsert scores the words meanwhile (ArticleWriter)."""
+        if self.embedding is None:
+            return None
+        return self.embedding.encoder.encode([article_text(article)])[0]
 
     @property
     def dims(self) -> tuple[int, int]:
@@ -206,30 +228,23 @@ class VectorIndex:
             self._stacked = LiveRows.of(list(self.live.items()), self.width, self.dims)
         return self._stacked
 
-    def score(self, vector: LiveVector, self_id: str) -> Scores:
+    def score(self, vector: LiveVector, self_id: str, words: WordScores | None = None) -> Scores:
         """Blended and TF-IDF-only similarity of the vector to the base and live articles it
-        may be related to (never itself); fills in vector.lsa and vector.embedding."""
-        live = self._live_rows()
-        base = len(self.ids)
-        row = vector.tfidf
-        touched, values = self.postings.scores(row.indices, row.data.astype(np.float32))
-        by_live = np.asarray((live.rows @ row.T).toarray(), dtype=np.float32).ravel()
-        sharing = np.flatnonzero(by_live)
-        masked = self._masked(self_id, live.ids)
-        words = SparseScores(
-            np.concatenate([touched, base + sharing]), np.concatenate([values, by_live[sharing]])
-        ).without(masked)
-        ids = JoinedIds(self.ids, live.ids)
+        may be related to (never itself); fills in vector.lsa and vector.embedding. `words`:
+        its `score_words`, when computed already (while the article was being encoded)."""
+        words = words or self.score_words(vector, self_id)
+        ids, tfidf_all = JoinedIds(self.ids, words.live.ids), words.tfidf
         if self.lsa is None and self.embedding is None:
-            return Scores(ids, words.positions, words.values, words.values)
-        # The nearest by words: candidates, and the LSA feedback's neighbours among them.
-        near = words.best(max(CANDIDATES_BY_WORDS, self.lsa.feedback if self.lsa else 0))
-        pool = self._candidates(vector, near, len(live.ids), masked)
-        emb = self._embedding_scores(vector, words, pool, masked, live)
+            every = tfidf_all.positive()
+            return Scores(ids, every.positions, every.values, every.values)
+        pool = self._candidates(vector, words.near, len(words.live.ids), words.masked)
+        emb = self._embedding_scores(vector, tfidf_all, pool, words.masked, words.live)
         if emb is not None:
             pool, emb_scores = emb
-        tfidf = words.at(pool)
-        lsa = self._lsa_scores(vector, near, pool, live)
+        tfidf = tfidf_all.at(pool)
+        lsa = None
+        if self.lsa is not None and vector.lsa is not None:
+            lsa = _dots(self.lsa.vectors, words.live.lsa, pool, vector.lsa)
         shares = Shares.of(
             self.lsa.weight if lsa is not None and self.lsa else 0.0,
             self.embedding.weight if emb is not None and self.embedding else 0.0,
@@ -240,6 +255,24 @@ class VectorIndex:
         if emb is not None:
             blended += np.float32(shares.embedding) * emb_scores
         return Scores(ids, pool, blended, tfidf)
+
+    def score_words(self, vector: LiveVector, self_id: str) -> WordScores:
+        """The part of scoring that needs no embedding: the TF-IDF cosine to every article
+        sharing a term, the nearest by words, and the final LSA row (vector.lsa) from them."""
+        live = self._live_rows()
+        row = vector.tfidf
+        values = self.postings.scores(row.indices, row.data, extra=len(live.ids))
+        values[len(self.ids) :] = (live.rows @ row.T).toarray().ravel()
+        masked = self._masked(self_id, live.ids)
+        values[masked] = 0
+        tfidf = DenseScores(values)
+        # The nearest by words: candidates, and the LSA feedback's neighbours among them.
+        near = tfidf.best(max(CANDIDATES_BY_WORDS, self.lsa.feedback if self.lsa else 0))
+        if self.lsa is not None and vector.raw is not None:
+            vector.lsa = _with_feedback(vector.raw, near.values, near.positions,
+                                        self.lsa.feedback, self.lsa.raw, live.raw,
+                                        self.lsa.feedback_weight)  # fmt: skip
+        return WordScores(live, masked, tfidf, near)
 
     def _masked(self, self_id: str, live_ids: list[str]) -> NDArray[np.intp]:
         """Positions never scored: an edited article's old text no longer counts, and
@@ -266,20 +299,8 @@ class VectorIndex:
         chosen = np.union1d(picked, base + np.arange(lives))
         return chosen[~np.isin(chosen, masked)].astype(np.intp)
 
-    def _lsa_scores(
-        self, vector: LiveVector, near: SparseScores, pool: NDArray[np.intp], live: LiveRows
-    ) -> NDArray[np.float32] | None:
-        """LSA cosine to the pool; fills in vector.lsa from its TF-IDF neighbours (`near`:
-        the nearest by words, at least as many as the feedback takes)."""
-        lsa = self.lsa
-        if lsa is None or vector.raw is None:
-            return None
-        vector.lsa = _with_feedback(vector.raw, near.values, near.positions, lsa.feedback,
-                                    lsa.raw, live.raw, lsa.feedback_weight)  # fmt: skip
-        return _dots(lsa.vectors, live.lsa, pool, vector.lsa)
-
     def _embedding_scores(
-        self, vector: LiveVector, words: SparseScores, pool: NDArray[np.intp],
+        self, vector: LiveVector, words: DenseScores, pool: NDArray[np.intp],
         masked: NDArray[np.intp], live: LiveRows,
     ) -> tuple[NDArray[np.intp], NDArray[np.float32]] | None:  # fmt: skip
         """Embedding cosine to the pool, widened by the articles nearest to the new article's
