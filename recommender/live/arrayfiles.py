@@ -30,6 +30,8 @@ MANIFEST = "arrays.json"
 """Written last, inside the folder renamed into place: each array's shape and dtype."""
 KEEP_FOLDERS = 3
 """Complete version folders kept per namespace (a rollback's target is usually among them)."""
+FORMAT = b"2"
+"""The arrays' layout: a folder built by a writer with another layout is never reused."""
 STALE_BUILD_SECONDS = 6 * 3600.0
 """An unfinished build folder this old belongs to a killed process: it is removed."""
 
@@ -66,10 +68,12 @@ class ArrayStore:
 
 class ArrayFolder:
     """One version's folder of arrays under a writer's `writer_dir`/namespace, named by the
-    version and a digest of its manifest (a version id reused on another Redis never matches)."""
+    version and a digest of its manifest and the layout (a version id reused on another Redis,
+    or a folder of an older writer, never matches)."""
 
     def __init__(self, root: Path, namespace: str, version: str, meta: bytes) -> None:
-        digest = hashlib.sha256(namespace.encode() + b"\0" + meta).hexdigest()[:16]
+        digest = hashlib.sha256(FORMAT + b"\0" + namespace.encode() + b"\0" + meta).hexdigest()
+        digest = digest[:16]
         self.parent = root / _safe(namespace)
         self.final = self.parent / f"{_safe(version)}-{digest}"
 
