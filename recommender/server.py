@@ -19,6 +19,7 @@ from recommender.connect import async_client, check_server_client, keys_for
 from recommender.health import StoreHealth
 from recommender.interceptors import ServerInterceptor
 from recommender.live.articles import ArticleWriter
+from recommender.live.compact import settle_heap
 from recommender.live.counters import LiveCounts
 from recommender.live.events import EventWriter
 from recommender.reader import Reader
@@ -137,6 +138,7 @@ async def serve(settings: Settings) -> None:
     service = make_service(settings)
     await check_server_client(service.reader.client, settings)
     server, port = await create_server(settings, service)
+    settle_heap()  # what startup loaded is never scanned by the collector again
     log.info(
         "serving recommender.v1 on %s:%d (role %s; %s; namespace %r; Redis %s%s%s%s)",
         settings.host, port, settings.role, "TLS" if settings.tls_cert else "plaintext",

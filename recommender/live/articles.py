@@ -24,6 +24,7 @@ from recommender.domain import Article
 from recommender.encoder import EncoderUnavailable
 from recommender.errors import ArticleNotFound, CannotScoreUpserts, NoModelPublished
 from recommender.live.arrayfiles import ArrayFolder, ArrayStore
+from recommender.live.compact import settle_heap
 from recommender.live.config import VersionConfig
 from recommender.reader import Reader
 from recommender.store import codec
@@ -114,7 +115,9 @@ class ArticleWriter:
             log.info("version %s: built the compact vectors in %.1f s (%s)", version, took, where)
         if arrays is None or text_model is None:
             raise NoModelPublished(f"version {version} was published without article vectors")
-        return await self._assemble(version, text_model, arrays)
+        index = await self._assemble(version, text_model, arrays)
+        settle_heap()
+        return index
 
     def _folder(self, version: str, meta: dict[str, Any]) -> ArrayFolder | None:
         if self.writer_dir is None:

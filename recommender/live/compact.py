@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -129,6 +130,19 @@ def _header(member: IO[bytes]) -> tuple[Any, bool, np.dtype[Any]]:
     if version == (1, 0):
         return np.lib.format.read_array_header_1_0(member)
     return np.lib.format.read_array_header_2_0(member)
+
+
+def settle_heap() -> None:
+    """After loading what a server keeps for good: collect once, then move every object alive
+    to the collector's permanent generation (gc.freeze), and hand free pages back. A full
+    collection of a loaded writer took 43-55 ms (63,000 objects, a million-article version)
+    and came every few hundred upserts, a tenth of them slower for it; frozen objects are
+    never scanned again. Called again after each load (unfreezing first, so what the last
+    load kept and has since dropped is collected)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    release_free_memory()
 
 
 def release_free_memory() -> None:
