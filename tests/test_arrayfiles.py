@@ -5,22 +5,18 @@ folder another user could write, and old versions' folders pruned."""
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from recommender.config import Settings
-from recommender.live.arrayfiles import (
-    KEEP_FOLDERS,
-    MANIFEST,
-    ArrayFolder,
-    ArrayStore,
-    is_mapped,
-)
-from recommender.live.articles import _build_in_folder
+from recommender.live.arrayfiles import KEEP_FOLDERS, MANIFEST, ArrayFolder, ArrayStore
+from recommender.live.articles import _build
 from recommender.live.compact import Blob
 from recommender.live.vectors import VectorIndex, compact_arrays
 from recommender.server import make_service
@@ -30,6 +26,16 @@ from tests.live_helpers import TECH_TEXT, upsert
 from training.related.params import RelatedParams
 
 pytest_plugins = ["tests.live_fixtures"]
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """Whether the array's memory is a file mapping (not the process's own)."""
+    base: Any = array
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return True
+        base = getattr(base, "base", None)
+    return False
 
 
 @pytest.fixture
@@ -46,7 +52,7 @@ def test_mapped_arrays_equal_the_in_memory_ones_and_a_second_writer_reuses_them(
     memory = ArrayStore()
     with spooled.open("rb") as spool:
         compact_arrays(Blob(spool), memory)
-        arrays = _build_in_folder(spool, ArrayFolder(tmp_path / "w", "ns", "v1", b"meta"))
+        arrays = _build(spool, ArrayFolder(tmp_path / "w", "ns", "v1", b"meta"))
     assert arrays.keys() == memory.arrays.keys()
     for name, array in memory.arrays.items():
         assert np.array_equal(arrays[name], array), name
@@ -65,7 +71,7 @@ def test_mapped_arrays_equal_the_in_memory_ones_and_a_second_writer_reuses_them(
 def test_a_mapped_index_scores_as_the_in_memory_one(spooled: Path, tmp_path: Path) -> None:
     articles = as_articles(make_articles(per_topic=25))
     with spooled.open("rb") as spool:
-        arrays = _build_in_folder(spool, ArrayFolder(tmp_path / "w", "ns", "v1", b"m"))
+        arrays = _build(spool, ArrayFolder(tmp_path / "w", "ns", "v1", b"m"))
         spool.seek(0)
         text_model = (tmp_path / "text_model.json").read_bytes()
         in_memory = VectorIndex.load("v1", text_model, spool)
@@ -82,13 +88,13 @@ def test_a_damaged_folder_is_built_again(
 ) -> None:
     folder = ArrayFolder(tmp_path / "w", "ns", "v1", b"meta")
     with spooled.open("rb") as spool:
-        _build_in_folder(spool, folder)
+        _build(spool, folder)
     (folder.final / "postings.weights.npy").write_bytes(b"\x93NUMPY")  # truncated by a crash
     with caplog.at_level(logging.WARNING, "newsrec.live"):
         assert folder.open() is None
     assert "building them again" in caplog.text
     with spooled.open("rb") as spool:
-        rebuilt = _build_in_folder(spool, folder)
+        rebuilt = _build(spool, folder)
     assert rebuilt["postings.weights"].dtype == np.float16 and folder.open() is not None
 
 
@@ -97,7 +103,7 @@ def test_a_folder_others_can_write_is_refused(spooled: Path, tmp_path: Path) -> 
     os.chmod(tmp_path / "w" / "ns", 0o777)
     folder = ArrayFolder(tmp_path / "w", "ns", "v1", b"meta")
     with spooled.open("rb") as spool, pytest.raises(PermissionError, match="not be writable"):
-        _build_in_folder(spool, folder)
+        _build(spool, folder)
 
 
 def test_old_versions_folders_are_pruned(spooled: Path, tmp_path: Path) -> None:
@@ -105,7 +111,7 @@ def test_old_versions_folders_are_pruned(spooled: Path, tmp_path: Path) -> None:
     for n, version in enumerate(versions):
         folder = ArrayFolder(tmp_path / "w", "ns", version, b"meta")
         with spooled.open("rb") as spool:
-            _build_in_folder(spool, folder)
+            _build(spool, folder)
         os.utime(folder.final, (1000.0 + n, 1000.0 + n))  # older versions have older folders
     left = sorted(p.name.split("-")[0] for p in (tmp_path / "w" / "ns").iterdir())
     assert left == versions[-KEEP_FOLDERS:]

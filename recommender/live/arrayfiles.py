@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import mmap
 import os
 import shutil
 import stat
@@ -151,16 +150,6 @@ def _load(path: Path) -> NDArray[Any]:
         return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
     except ValueError:
         return np.load(path, allow_pickle=False)
-
-
-def is_mapped(array: NDArray[Any]) -> bool:
-    """Whether the array's memory is a file mapping (not the process's own)."""
-    base: Any = array
-    while base is not None:
-        if isinstance(base, (np.memmap, mmap.mmap)):
-            return True
-        base = getattr(base, "base", None)
-    return False
 
 
 def _safe(name: str) -> str:

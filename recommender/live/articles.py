@@ -142,11 +142,11 @@ class ArticleWriter:
                 return None
             if folder is not None:
                 try:
-                    return await asyncio.to_thread(_build_in_folder, spool, folder)
+                    return await asyncio.to_thread(_build, spool, folder)
                 except OSError as exc:
                     log.warning("writer_dir unusable for version %s (%s): keeping its vectors "
                                 "in memory", version, exc)  # fmt: skip
-            return await asyncio.to_thread(_build_in_memory, spool)
+            return await asyncio.to_thread(_build, spool, None)
 
     def _get_chunks(self, version: str, wanted: range, pipe: Any) -> None:
         for n in wanted:
@@ -316,31 +316,20 @@ def _timed(stage: str, work: Any, *args: Any) -> Any:
         return work(*args)
 
 
-def _build_in_folder(spool: IO[bytes], folder: ArrayFolder) -> dict[str, NDArray[Any]]:
-    """Build the arrays as files of the folder, then map them (a failed build leaves none)."""
-    from recommender.live.compact import Blob, release_free_memory
+def _build(spool: IO[bytes], folder: ArrayFolder | None) -> dict[str, NDArray[Any]]:
+    """Build the arrays from the spooled blob: as files of the folder, then mapped (a failed
+    build leaves none), or in memory without a folder. `settle_heap` frees the temporaries."""
+    from recommender.live.compact import Blob
     from recommender.live.vectors import compact_arrays
 
-    store = folder.store()
+    store = ArrayStore() if folder is None else folder.store()
     try:
         spool.seek(0)
         compact_arrays(Blob(spool), store)
-        arrays = folder.finish(store)
+        return store.arrays if folder is None else folder.finish(store)
     finally:
-        folder.discard(store)
-    release_free_memory()
-    return arrays
-
-
-def _build_in_memory(spool: IO[bytes]) -> dict[str, NDArray[Any]]:
-    from recommender.live.compact import Blob, release_free_memory
-    from recommender.live.vectors import compact_arrays
-
-    store = ArrayStore()
-    spool.seek(0)
-    compact_arrays(Blob(spool), store)
-    release_free_memory()
-    return store.arrays
+        if folder is not None:
+            folder.discard(store)
 
 
 def _live_vector(raw: bytes, index: VectorIndex) -> LiveVector:

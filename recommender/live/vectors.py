@@ -254,7 +254,8 @@ class VectorIndex:
         """Blended and TF-IDF-only similarity of the vector to the base and live articles it
         may be related to (never itself); fills in vector.lsa and vector.embedding. `words`:
         its `score_words`, when computed already (while the article was being encoded)."""
-        words = words or self.score_words(vector, self_id)
+        if words is None:
+            words = self.score_words(vector, self_id)
         ids, tfidf_all = JoinedIds(self.ids, words.live.ids), words.tfidf
         if self.lsa is None and self.embedding is None:
             every = tfidf_all.positive()
