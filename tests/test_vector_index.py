@@ -58,6 +58,8 @@ def test_live_rows_grow_by_appending_and_equal_a_fresh_stack(tmp_path: Path) -> 
     for name in DENSE_PARTS:
         assert np.array_equal(grown.part(name), fresh.part(name)), name
     probe = index.vectorize(articles[50])
+    exact = (grown.rows @ probe.tfidf.T).toarray().ravel()
+    assert np.allclose(grown.tfidf_dots(probe.tfidf), exact, atol=1e-6) and exact.max() > 0.05
     blended = index.score(probe, articles[50].id).dense()[0]
     index._stacked = fresh
     again = index.score(index.vectorize(articles[50]), articles[50].id).dense()[0]

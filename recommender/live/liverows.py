@@ -77,6 +77,13 @@ class LiveRows:
         return sp.csr_matrix((self.data[:nnz], self.indices[:nnz], self.indptr[: count + 1]),
                              shape=(count, self.width), copy=False)  # fmt: skip
 
+    def tfidf_dots(self, row: sp.csr_matrix) -> NDArray[np.float32]:
+        """Dot products of a TF-IDF row with every live row: against the row made dense, one
+        pass over the live entries (a sparse x sparse product cost 10 ms at 10,000 of them)."""
+        query = np.zeros(self.width, dtype=np.float32)
+        query[row.indices] = row.data
+        return np.asarray(self.rows @ query, dtype=np.float32)
+
     def append(self, article_id: str, vector: LiveVector) -> None:
         """One more live article at the end."""
         count = len(self.ids)

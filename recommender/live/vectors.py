@@ -285,7 +285,7 @@ class VectorIndex:
         live = self._live_rows()
         row = vector.tfidf
         values = self.postings.scores(row.indices, row.data, extra=len(live.ids))
-        values[len(self.ids) :] = (live.rows @ row.T).toarray().ravel()
+        values[len(self.ids) :] = live.tfidf_dots(row)
         masked = self._masked(self_id, live.ids)
         values[masked] = 0
         tfidf = DenseScores(values)
