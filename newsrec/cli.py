@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("training.bench.commands", "benchmarks: serving, neighbour search, upserts"),
     "demo": ("training.demo.commands", "generate data, train, serve and query over gRPC"),
     "demo-data": ("training.demo.commands", "write the generated demo corpus and click log"),
+    "rules": ("recommender.rules.commands", "editorial pins and blocks: pin, block, list, remove"),
     "redis-stop": ("recommender.commands", "stop the embedded Redis (its data stays on disk)"),
 }
 """Command -> (module, one-line help)."""

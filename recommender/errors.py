@@ -18,6 +18,10 @@ class ArticleNotFound(NewsrecError):
     """The article is not in the live model."""
 
 
+class RuleNotFound(NewsrecError):
+    """RemoveRule named a rule id that no stored rule has."""
+
+
 class NoModelPublished(NewsrecError):
     """Nothing has been published to this Redis namespace yet."""
 
@@ -52,6 +56,7 @@ class DeadlineExceeded(NewsrecError):
 STATUS_CODES: dict[type[NewsrecError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     ArticleNotFound: grpc.StatusCode.NOT_FOUND,
+    RuleNotFound: grpc.StatusCode.NOT_FOUND,
     NoModelPublished: grpc.StatusCode.FAILED_PRECONDITION,
     CannotScoreUpserts: grpc.StatusCode.FAILED_PRECONDITION,
     WrongRole: grpc.StatusCode.FAILED_PRECONDITION,

@@ -22,11 +22,14 @@ log = logging.getLogger("newsrec.server")
 access = logging.getLogger("newsrec.access")
 audit = logging.getLogger("newsrec.audit")
 
+RULE_METHODS = frozenset({"PinArticle", "BlockArticle", "ListRules", "RemoveRule"})
 WRITES = frozenset(
-    {"RecordEvents", "StreamEvents", "StreamEventBatches", "UpsertArticles", "DeleteArticle"}
-)
-"""Methods that change what replicas serve: they need a write token when tokens are set."""
-AUDITED = frozenset({"UpsertArticles", "DeleteArticle"})
+    {"RecordEvents", "StreamEvents", "StreamEventBatches", "UpsertArticles", "DeleteArticle",
+     *RULE_METHODS}
+)  # fmt: skip
+"""Methods that change what replicas serve (and ListRules, an editors' call): they need a write
+token when tokens are set."""
+AUDITED = frozenset({"UpsertArticles", "DeleteArticle", "PinArticle", "BlockArticle", "RemoveRule"})
 """Writes logged one line each at INFO (events are too many: the access log has them)."""
 MALFORMED_LOG_SECONDS = 10.0
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("newsrec_caller", default="")
@@ -192,6 +195,11 @@ def _subject(method: str, request: Any) -> str:
     """What an audited write touched: the article ids."""
     if method == "UpsertArticles":
         return "articles " + ",".join(a.article_id[:128] for a in request.articles)
+    if method == "RemoveRule":
+        return f"rule {request.rule_id[:64]!r}"
+    if method == "BlockArticle":
+        target = request.WhichOneof("target") or "nothing"
+        return f"{target} {str(getattr(request, target, ''))[:128]!r}"
     return f"article {request.article_id[:128]!r}"
 
 

@@ -26,6 +26,7 @@ from recommender.domain import Article
 from recommender.errors import NewsrecError, NoModelPublished, StoreUnavailable, store_error
 from recommender.health import StoreHealth
 from recommender.live.config import VersionConfig
+from recommender.rules.model import RuleSet
 from recommender.store import codec
 from recommender.store.codec import Candidate, PopularList, text
 from recommender.store.keys import Keys
@@ -66,6 +67,8 @@ class Reader:
         self.epoch = -1
         self.deleted: frozenset[str] = frozenset()
         self.upserted: frozenset[str] = frozenset()
+        self.rules = RuleSet()
+        """Editorial pins and blocks (recommender/rules/), reloaded with the live sets."""
         self._synced_at = float("-inf")
         self._sync_task: asyncio.Task[None] | None = None
         self._config: tuple[str, VersionConfig] | None = None
@@ -183,15 +186,20 @@ class Reader:
             raise failed(exc) from exc
 
     async def sync_live(self, epoch_raw: Any) -> None:
-        """Reload takedowns and upserted ids when the live-state epoch has moved."""
+        """Reload takedowns, upserted ids and rules when the live-state epoch has moved."""
         epoch = int(epoch_raw or 0)
         if epoch == self.epoch:
             return
-        deleted, upserted = await self.run(
-            lambda p: (p.smembers(self.keys.deleted), p.hkeys(self.keys.upserted))
+        deleted, upserted, rules = await self.run(
+            lambda p: (
+                p.smembers(self.keys.deleted),
+                p.hkeys(self.keys.upserted),
+                p.hgetall(self.keys.rules),
+            )
         )
         self.deleted = frozenset(text(d) for d in deleted)
         self.upserted = frozenset(text(u) for u in upserted)
+        self.rules = RuleSet.decode(rules)
         self.epoch = epoch
 
     def apply_own_upserts(self, epoch: int, article_ids: list[str]) -> bool:

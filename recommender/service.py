@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
+from functools import partial
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -17,6 +18,9 @@ from recommender.live.config import VersionConfig
 from recommender.live.counters import Components, LiveCounts, blend, live_components, read_plan
 from recommender.live.events import EventWriter
 from recommender.reader import Reader
+from recommender.rules.fold import fold
+from recommender.rules.model import ListRules
+from recommender.rules.service import RuleService
 from recommender.store.codec import Candidate, caller_identity
 from recommender.v1 import recommender_pb2 as pb
 from recommender.validation import (
@@ -106,10 +110,41 @@ class RecommenderService:
         self.answers = LRU(answer_entries)
         """Hot answers, keyed by request, version and live-state epoch."""
         self.limits = limits
+        self.rules = RuleService(reader)
 
     async def _items(self, version: str, chosen: list[tuple[str, float]]) -> list[pb.Item]:
         records = await self.reader.articles(version, [aid for aid, _ in chosen])
         return [to_item(r, s) for r, (_, s) in zip(records, chosen, strict=True) if r is not None]
+
+    async def _listed(
+        self,
+        version: str,
+        ranked: list[tuple[str, float]],
+        skip: set[str],
+        limit: int,
+        rules: ListRules,
+        keep: Callable[[Article], bool] = lambda _a: True,
+    ) -> list[pb.Item]:
+        """The first `limit` of `ranked` not skipped, with the list's editorial rules folded in
+        (blocks by id alone need no records: the usual path stays one fetch of the chosen)."""
+        skip = skip | self.reader.deleted
+        if not rules.needs_records:
+            return await self._items(version, pick(ranked, skip | rules.blocked_ids, limit))
+        fetch = partial(self.reader.articles, version)
+        placed = await fold(ranked, skip, limit, rules, fetch, keep)
+        return [to_item(p.article, p.score) for p in placed]
+
+    async def _related_rules(self, version: str, article_id: str, now: float) -> ListRules:
+        """The rules of one article's Related list (its sections read only when a rule needs
+        them)."""
+        rules = self.reader.rules
+        if not rules.rules:
+            return ListRules()
+        sections: tuple[str, ...] = ()
+        if rules.needs_own_sections:
+            (record,) = await self.reader.articles(version, [article_id])
+            sections = record.sections if record is not None else ()
+        return rules.for_related(article_id, sections, now)
 
     async def get_related(self, request: pb.GetRelatedRequest) -> pb.GetRelatedResponse:
         """Related Articles for one article page."""
@@ -119,8 +154,11 @@ class RecommenderService:
         section = check_section(request.section)
         version = await self.reader.live_version()
         await self.reader.ensure_synced()
-        # Answers hold until the version or the live state (upserts, takedowns) changes.
-        cache_key = f"rel:{version}:{self.reader.epoch}:{request.SerializeToString()!r}"
+        # Answers hold until the version, the live state (upserts, takedowns, rules) or the
+        # rules in force (one expires) change.
+        now = time.time()
+        stamp = f"{self.reader.epoch}:{self.reader.rules.stamp(now)}"
+        cache_key = f"rel:{version}:{stamp}:{request.SerializeToString()!r}"
         cached = self.answers.get(cache_key)
         metrics.ANSWER_CACHE.labels("miss" if cached is None else "hit").inc()
         if cached is not None:
@@ -130,8 +168,10 @@ class RecommenderService:
             raise ArticleNotFound(
                 f"article_id {article_id!r} is not in model {version} (or taken down)"
             )
-        chosen = pick(related_candidates(candidates, section), skip | self.reader.deleted, limit)
-        items = await self._items(version, chosen)
+        rules = await self._related_rules(version, article_id, now)
+        ranked = related_candidates(candidates, section)
+        in_it = lambda a: not section or in_section(a.sections, section)  # noqa: E731
+        items = await self._listed(version, ranked, skip, limit, rules, in_it)
         response = pb.GetRelatedResponse(items=items, model_version=version)
         self.answers.put(cache_key, response)
         return response
@@ -164,8 +204,10 @@ class RecommenderService:
         section = check_section(request.section)
         version = await self.reader.live_version()
         await self.reader.ensure_synced()
-        window = int(time.time() / self.live_counts.max_age) if self.live_counts.max_age else 0
-        cache_key = f"pop:{version}:{self.reader.epoch}:{window}:{request.SerializeToString()!r}"
+        now = time.time()
+        window = int(now / self.live_counts.max_age) if self.live_counts.max_age else 0
+        stamp = f"{self.reader.epoch}:{self.reader.rules.stamp(now)}:{window}"
+        cache_key = f"pop:{version}:{stamp}:{request.SerializeToString()!r}"
         cached = self.answers.get(cache_key)
         metrics.ANSWER_CACHE.labels("miss" if cached is None else "hit").inc()
         if cached is not None:
@@ -173,14 +215,12 @@ class RecommenderService:
         nightly = await self.reader.popular(version, section)
         cfg = await self.reader.config(version)
         live = await self.live_components(version, section, cfg)
-        now = time.time()
         ranked = (
             blend(nightly, live, now, cfg.scoring) if live else (nightly.items if nightly else [])
         )
+        rules = self.reader.rules.for_popular(section, now)
         response = pb.GetPopularResponse(model_version=version)
-        response.items.extend(
-            await self._items(version, pick(ranked, skip | self.reader.deleted, limit))
-        )
+        response.items.extend(await self._listed(version, ranked, skip, limit, rules))
         response.as_of.CopyFrom(
             timestamp(now if live else (nightly.as_of if nightly else cfg.as_of))
         )

@@ -28,7 +28,8 @@ from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
 log = logging.getLogger("newsrec.server")
 R = TypeVar("R")
-BOUNDED = frozenset({"GetRelated", "GetPopular", "GetModelInfo", "RecordEvents", "DeleteArticle"})
+BOUNDED = frozenset({"GetRelated", "GetPopular", "GetModelInfo", "RecordEvents", "DeleteArticle",
+                     "PinArticle", "BlockArticle", "ListRules", "RemoveRule"})  # fmt: skip
 """Calls that finish within redis_timeout_seconds even when the client sets no deadline (an
 upsert may load a version's vectors first, and a stream lasts as long as its client sends)."""
 ROLE_METHODS = {
@@ -175,3 +176,27 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         self, request: pb.DeleteArticleRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteArticleResponse:
         return await self.service.delete_article(request)
+
+    @grpc_errors
+    async def PinArticle(
+        self, request: pb.PinArticleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RuleResponse:
+        return await self.service.rules.pin(request, CALLER.get())
+
+    @grpc_errors
+    async def BlockArticle(
+        self, request: pb.BlockArticleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RuleResponse:
+        return await self.service.rules.block(request, CALLER.get())
+
+    @grpc_errors
+    async def ListRules(
+        self, request: pb.ListRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRulesResponse:
+        return await self.service.rules.list()
+
+    @grpc_errors
+    async def RemoveRule(
+        self, request: pb.RemoveRuleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveRuleResponse:
+        return await self.service.rules.remove(request)

@@ -31,6 +31,8 @@ Live state, beside the versions and folded in by the next training run:
                            codec.caller_identity); DEDUP_SHARDS shards by session; TTL two periods
   ns:rt:events             stream: one entry per batch whose events counted (field EVENTS_FIELD,
                            and SKIPPED_FIELD for its rows that did not), for `newsrec export-events`
+  ns:rules                 hash: editorial rule id -> JSON (recommender/rules/): pins and blocks,
+                           outside versions and live state so retraining and rollback keep them
   ns:rt:batch:<batch_id>   string: a RecordEvents batch's reply (codec.encode_batch_reply), so a
                            retry with the same batch_id counts nothing again; TTL a setting (24 h)
 A version's keys never change once written, so they can be cached in-process without
@@ -100,6 +102,7 @@ class Keys:
         self.deleted = f"{namespace}:rt:deleted"
         self.upserted = f"{namespace}:rt:upserted"
         self.events = f"{namespace}:rt:events"
+        self.rules = f"{namespace}:rules"
         self.batch_prefix = f"{namespace}:rt:batch:"
 
     def version_prefix(self, version: str) -> str:

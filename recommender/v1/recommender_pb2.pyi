@@ -212,3 +212,77 @@ class DeleteArticleResponse(_message.Message):
     EXISTED_FIELD_NUMBER: _ClassVar[int]
     existed: bool
     def __init__(self, existed: _Optional[bool] = ...) -> None: ...
+
+class PinArticleRequest(_message.Message):
+    __slots__ = ("article_id", "position", "related_to", "popular_section", "expires_at", "note")
+    ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    RELATED_TO_FIELD_NUMBER: _ClassVar[int]
+    POPULAR_SECTION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    article_id: str
+    position: int
+    related_to: str
+    popular_section: str
+    expires_at: _timestamp_pb2.Timestamp
+    note: str
+    def __init__(self, article_id: _Optional[str] = ..., position: _Optional[int] = ..., related_to: _Optional[str] = ..., popular_section: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class BlockArticleRequest(_message.Message):
+    __slots__ = ("article_id", "tag", "section", "beside_article_id", "beside_section", "expires_at", "note")
+    ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    SECTION_FIELD_NUMBER: _ClassVar[int]
+    BESIDE_ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    BESIDE_SECTION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    article_id: str
+    tag: str
+    section: str
+    beside_article_id: str
+    beside_section: str
+    expires_at: _timestamp_pb2.Timestamp
+    note: str
+    def __init__(self, article_id: _Optional[str] = ..., tag: _Optional[str] = ..., section: _Optional[str] = ..., beside_article_id: _Optional[str] = ..., beside_section: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class RuleResponse(_message.Message):
+    __slots__ = ("rule_id",)
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    def __init__(self, rule_id: _Optional[str] = ...) -> None: ...
+
+class Rule(_message.Message):
+    __slots__ = ("rule_id", "created_at", "created_by", "pin", "block")
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    PIN_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    pin: PinArticleRequest
+    block: BlockArticleRequest
+    def __init__(self, rule_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., pin: _Optional[_Union[PinArticleRequest, _Mapping]] = ..., block: _Optional[_Union[BlockArticleRequest, _Mapping]] = ...) -> None: ...
+
+class ListRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRulesResponse(_message.Message):
+    __slots__ = ("rules",)
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[Rule]
+    def __init__(self, rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ...) -> None: ...
+
+class RemoveRuleRequest(_message.Message):
+    __slots__ = ("rule_id",)
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    def __init__(self, rule_id: _Optional[str] = ...) -> None: ...
+
+class RemoveRuleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -74,6 +74,26 @@ class RecommenderStub:
                 request_serializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleRequest.SerializeToString,
                 response_deserializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleResponse.FromString,
                 _registered_method=True)
+        self.PinArticle = channel.unary_unary(
+                '/recommender.v1.Recommender/PinArticle',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.PinArticleRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.RuleResponse.FromString,
+                _registered_method=True)
+        self.BlockArticle = channel.unary_unary(
+                '/recommender.v1.Recommender/BlockArticle',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.BlockArticleRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.RuleResponse.FromString,
+                _registered_method=True)
+        self.ListRules = channel.unary_unary(
+                '/recommender.v1.Recommender/ListRules',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.ListRulesRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.ListRulesResponse.FromString,
+                _registered_method=True)
+        self.RemoveRule = channel.unary_unary(
+                '/recommender.v1.Recommender/RemoveRule',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.RemoveRuleRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.RemoveRuleResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -149,6 +169,44 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PinArticle(self, request, context):
+        """Editorial rules, folded into every answer at read time (no retraining) on every replica
+        within the live-state interval (100 ms); they survive retraining and rollback. Writes: with
+        write tokens set, these four need one, like the other writes. Rules whose `expires_at` has
+        passed stop applying at that moment and are no longer listed.
+
+        Place an article at a 1-based position of one list. The pinned article shows even where the
+        model would not list it; it is still dropped when taken down, excluded by the caller, blocked,
+        outside a GetRelated `section` filter, or the list's own article. NOT_FOUND for an article
+        (or `related_to`) that neither the live model nor the live state knows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BlockArticle(self, request, context):
+        """Keep an article, or every article with a tag or in a section, out of lists: everywhere, or
+        only beside one article (its Related list) or one section (Related lists of its articles and
+        its Popular list). A block wins over a pin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRules(self, request, context):
+        """Every rule in force, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveRule(self, request, context):
+        """NOT_FOUND for a rule id no stored rule has.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +249,26 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.DeleteArticle,
                     request_deserializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleRequest.FromString,
                     response_serializer=recommender_dot_v1_dot_recommender__pb2.DeleteArticleResponse.SerializeToString,
+            ),
+            'PinArticle': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinArticle,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.PinArticleRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.RuleResponse.SerializeToString,
+            ),
+            'BlockArticle': grpc.unary_unary_rpc_method_handler(
+                    servicer.BlockArticle,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.BlockArticleRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.RuleResponse.SerializeToString,
+            ),
+            'ListRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRules,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.ListRulesRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.ListRulesResponse.SerializeToString,
+            ),
+            'RemoveRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveRule,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.RemoveRuleRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.RemoveRuleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -409,6 +487,114 @@ class Recommender:
             '/recommender.v1.Recommender/DeleteArticle',
             recommender_dot_v1_dot_recommender__pb2.DeleteArticleRequest.SerializeToString,
             recommender_dot_v1_dot_recommender__pb2.DeleteArticleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinArticle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/PinArticle',
+            recommender_dot_v1_dot_recommender__pb2.PinArticleRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.RuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BlockArticle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/BlockArticle',
+            recommender_dot_v1_dot_recommender__pb2.BlockArticleRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.RuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/ListRules',
+            recommender_dot_v1_dot_recommender__pb2.ListRulesRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.ListRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/RemoveRule',
+            recommender_dot_v1_dot_recommender__pb2.RemoveRuleRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.RemoveRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Editorial rules: pins and blocks folded into Related and Popular lists at read time."""
