@@ -310,9 +310,11 @@ class Reader:
                     result[n] = codec.decode_article(article_ids[n], raw)
         return result
 
-    async def popular(self, version: str, section: str) -> PopularList | None:
-        """A section's nightly Popular list (None when the section has none)."""
-        key = self.keys.popular(version, section)
+    async def popular(self, version: str, section: str, window: str = "") -> PopularList | None:
+        """A section's nightly Popular list, of the fitted model or a named window (None when
+        the section has none)."""
+        key = (self.keys.popular_window(version, window, section) if window
+               else self.keys.popular(version, section))  # fmt: skip
         value = self._cache.get(key)
         if value is None:
             (raw,) = await self.run(lambda p: p.get(key))

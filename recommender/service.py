@@ -15,8 +15,9 @@ from recommender.domain import Article
 from recommender.errors import ArticleNotFound
 from recommender.live.articles import ArticleWriter
 from recommender.live.config import VersionConfig
-from recommender.live.counters import Components, LiveCounts, blend, live_components, read_plan
+from recommender.live.counters import LiveCounts
 from recommender.live.events import EventWriter
+from recommender.popular import PopularRanker
 from recommender.reader import Reader
 from recommender.rules.fold import fold
 from recommender.rules.model import ListRules
@@ -38,6 +39,7 @@ from recommender.validation import (
     check_upsert,
     valid_timestamp,
 )
+from recommender.windows import FITTED
 
 STREAM_BATCH = 1000
 """StreamEvents records its single events in batches of this many."""
@@ -107,6 +109,7 @@ class RecommenderService:
         self.events = events
         self.articles = articles
         self.live_counts = live_counts
+        self.popular = PopularRanker(reader, live_counts)
         self.answers = LRU(answer_entries)
         """Hot answers, keyed by request, version and live-state epoch."""
         self.limits = limits
@@ -176,27 +179,6 @@ class RecommenderService:
         self.answers.put(cache_key, response)
         return response
 
-    async def live_components(
-        self, version: str, section: str, cfg: VersionConfig
-    ) -> dict[str, Components]:
-        """Live (clicks, impressions, exposure) since the nightly model's as_of (cached ~1 s)."""
-        cached = self.live_counts.get(version, section)
-        if cached is not None:
-            return cached
-        now = time.time()
-        plan = read_plan(cfg.as_of, now, cfg.scoring)
-        keys = self.reader.keys
-        values = (
-            await self.reader.run(
-                lambda p: [p.hgetall(keys.counter(k, g, t, section)) for k, g, t in plan]
-            )
-            if plan
-            else []
-        )
-        components = live_components(plan, values, now, cfg.scoring)
-        self.live_counts.put(version, section, components)
-        return components
-
     async def get_popular(self, request: pb.GetPopularRequest) -> pb.GetPopularResponse:
         """The Popular box, site-wide or for one section: nightly scores plus live clicks."""
         limit = check_limit(request.limit)
@@ -212,18 +194,12 @@ class RecommenderService:
         metrics.ANSWER_CACHE.labels("miss" if cached is None else "hit").inc()
         if cached is not None:
             return cached
-        nightly = await self.reader.popular(version, section)
         cfg = await self.reader.config(version)
-        live = await self.live_components(version, section, cfg)
-        ranked = (
-            blend(nightly, live, now, cfg.scoring) if live else (nightly.items if nightly else [])
-        )
+        ranked = await self.popular.ranked(version, section, cfg, request.window, now)
         rules = self.reader.rules.for_popular(section, now)
-        response = pb.GetPopularResponse(model_version=version)
-        response.items.extend(await self._listed(version, ranked, skip, limit, rules))
-        response.as_of.CopyFrom(
-            timestamp(now if live else (nightly.as_of if nightly else cfg.as_of))
-        )
+        response = pb.GetPopularResponse(model_version=version, window=ranked.window)
+        response.items.extend(await self._listed(version, ranked.items, skip, limit, rules))
+        response.as_of.CopyFrom(timestamp(ranked.as_of))
         if self.live_counts.max_age:
             self.answers.put(cache_key, response)
         return response
@@ -237,6 +213,7 @@ class RecommenderService:
             article_count=int(meta.get("articles", 0)),
             click_count=int(meta.get("clicks", 0)),
             sections=list(meta.get("sections", [])),
+            popular_windows=[FITTED, *VersionConfig.from_meta(meta).windows],
             parameters={k: json.dumps(v) for k, v in meta.get("parameters", {}).items()},
         )
         response.trained_at.CopyFrom(timestamp(float(meta["trained_at"])))

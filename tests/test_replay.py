@@ -153,7 +153,7 @@ def test_baselines_and_a_perfect_predictor() -> None:
         g = by_step[np.nextafter(as_of, np.inf)]
         return np.bincount(g.codes, weights=g.clicks, minlength=size).astype(np.float64)
 
-    ndcg, hits = run_scorer(replay, oracle)
+    ndcg, hits, _ = run_scorer(replay, oracle)
     assert ndcg.tolist() == [1.0] * len(replay.gains)
     assert hits.tolist() == [g.total for g in replay.gains]  # recall 1 with 3 articles < k
 

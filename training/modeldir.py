@@ -49,6 +49,8 @@ class BuiltModel:
     """The .npz of TF-IDF rows, ids, K-th related scores and the LSA part
     (store.vectors.write_vectors): what live upserts score against on any replica. Moved into
     the model folder as vectors.npz, and published to Redis from there in chunks."""
+    popular_windows: dict[str, dict[str, PopularList]] = field(default_factory=dict)
+    """The named Popular windows' lists: window -> section -> list."""
 
 
 def file_sha256(path: Path) -> str:
@@ -114,6 +116,11 @@ def _write_records(model: BuiltModel, path: Path) -> int:
             value = codec.encode_popular(popular)
             out.write(b"pop\t" + json.dumps(section).encode() + b"\t" + value + b"\n")
             lines += 1
+        for window, lists in model.popular_windows.items():
+            for section, popular in lists.items():
+                name = json.dumps([window, section]).encode()
+                out.write(b"popw\t" + name + b"\t" + codec.encode_popular(popular) + b"\n")
+                lines += 1
     return lines
 
 

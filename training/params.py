@@ -142,6 +142,8 @@ def _toml_value(value: object) -> str:
         )
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):  # an inline table: windows = { today = { kind = "decayed" } }
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise ParamsError(f"cannot write {value!r} to TOML")
 
 

@@ -54,9 +54,11 @@ from training.trending.model import (
     article_components,
     article_scores,
     default_as_of,
+    index_events,
     popular_lists,
     with_components,
 )
+from training.trending.windows import window_lists
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ class TrendingOutput:
     fit: dict[str, object]
     as_of: float
     popular: dict[str, PopularList]
+    windows: dict[str, dict[str, PopularList]] = field(default_factory=dict)
+    """The named windows' lists (training/trending/windows.py): window -> section -> list."""
 
 
 class StageTimer:
@@ -296,9 +300,11 @@ def fit_trending(
     )
     scores = article_scores(events, as_of, params) if events is not None else {}
     popular = popular_lists(articles, scores, as_of, params)
+    windows: dict[str, dict[str, PopularList]] = {}
     if events is not None:  # serving decays these forward and adds live events to them
         with_components(popular, article_components(events, as_of, params))
-    return TrendingOutput(params, fit, as_of, popular)
+        windows = window_lists(articles, index_events(events, params), as_of, params)
+    return TrendingOutput(params, fit, as_of, popular, windows)
 
 
 def assemble(
@@ -346,7 +352,7 @@ def assemble(
         meta["inputs"]["clicks"] = {**clicks, "unknown_article_ids": events.unknown_ids}
     return BuiltModel(
         version, corpus.articles, related.lists, trending.popular, meta,
-        related.model.arrays, related.text_model, related.vectors_path,
+        related.model.arrays, related.text_model, related.vectors_path, trending.windows,
     )  # fmt: skip
 
 

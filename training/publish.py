@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +49,10 @@ def new_version(now: float | None = None) -> str:
 
 def folder_records(folder: Path, keys: Keys, version: str) -> Iterator[tuple[str, bytes]]:
     """Every versioned key of a model folder with its value, as first published."""
-    builders = {b"art": keys.article, b"rel": keys.related, b"pop": keys.popular}
+    builders: dict[bytes, Callable[[str, Any], str]] = {
+        b"art": keys.article, b"rel": keys.related, b"pop": keys.popular,
+        b"popw": lambda v, name: keys.popular_window(v, name[0], name[1]),
+    }  # fmt: skip
     with (folder / RECORDS).open("rb") as handle:
         for line in handle:
             kind, name, value = line.rstrip(b"\n").split(b"\t", 2)

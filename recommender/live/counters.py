@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,9 @@ CLICKS = "clicks"
 VIEWS = "views"
 EXPOSURE = "exposure"
 KINDS = (CLICKS, VIEWS, EXPOSURE)
+HITS = "hits"
+"""Clicks again, undecayed (weight 1): the named Popular windows decay them with their own
+half-lives when read (recommender/live/windows.py). Kept only where the version has windows."""
 HORIZON_HALF_LIVES = 16.0
 """Buckets older than this many half-lives weigh under 2^-16 and are not read."""
 
@@ -163,7 +166,7 @@ def _plan_kind(
     `representatives`."""
     passes = []
     groups = len(slot_keys.groups)
-    for name in COUNTED_AS[kind]:
+    for name in cfg.counted_as(kind):
         half_life = cfg.half_life_of(name)
         for grain, size in GRAINS:
             starts = np.floor(stamps / size) * size  # bucket_start, per event
@@ -311,22 +314,33 @@ class TrendingScoring:
     window: float
     prior: BetaPrior | None
 
+    hits: bool = False
+    """Count clicks undecayed too (HITS), for the version's named Popular windows."""
+
     def half_life_of(self, kind: str) -> float:
-        """Exposure decays on its own, shorter half-life."""
+        """Exposure decays on its own, shorter half-life; hits do not decay where stored."""
+        if kind == HITS:
+            return math.inf
         return self.exposure_half_life if kind == EXPOSURE else self.half_life
 
+    def counted_as(self, event_type: str) -> tuple[str, ...]:
+        """The counter kinds an event type feeds."""
+        kinds = COUNTED_AS[event_type]
+        return (*kinds, HITS) if self.hits and event_type == CLICK else kinds
 
-class LiveCounts:
-    """Per-process cache of live (C, I, E) per section, recomputed at most once a
-    `max_age` (a burst shows within that plus the write's own latency)."""
+
+V = TypeVar("V")
+
+
+class LiveCounts(Generic[V]):
+    """Per-process cache of live sums per article (for one version and section), recomputed
+    at most once a `max_age` (a burst shows within that plus the write's own latency)."""
 
     def __init__(self, max_age: float = 1.0) -> None:
         self.max_age = max_age
-        self._cache: dict[tuple[str, str], tuple[float, dict[str, Components]]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, V]]] = {}
 
-    def get(
-        self, version: str, section: str, now: float | None = None
-    ) -> dict[str, Components] | None:
+    def get(self, version: str, section: str, now: float | None = None) -> dict[str, V] | None:
         """Cached sums if fresh enough."""
         hit = self._cache.get((version, section))
         now = time.monotonic() if now is None else now
@@ -334,7 +348,7 @@ class LiveCounts:
             return hit[1]
         return None
 
-    def put(self, version: str, section: str, sums: dict[str, Components]) -> None:
+    def put(self, version: str, section: str, sums: dict[str, V]) -> None:
         """Remember freshly read sums."""
         if len(self._cache) > 10_000:
             self._cache.clear()  # sections are few; this only guards against abuse

@@ -13,6 +13,8 @@ Layout under the namespace `ns`:
   ns:v:<ver>:art:<id>      JSON: {"title","url","sections","tags","published_at"}
   ns:v:<ver>:pop:<sec>     JSON: {"as_of": epoch, "items": [[id, score, C, I, E], ...]}, <sec> "*"
                            = site-wide; C, I, E: decayed clicks, impressions, exposure
+  ns:v:<ver>:popw:<w>:<sec>  JSON: window w's list (recommender/windows.py), as pop:<sec>; an
+                           item's C, I, E slots hold its click totals, one per half-life of w
   ns:v:<ver>:vectorizer    JSON: the fitted TF-IDF vocabulary and idf (live upserts use it)
   ns:v:<ver>:vectors:<n>   bytes: chunk n of an .npz with the article vectors, ids and K-th scores
 Live state, beside the versions and folded in by the next training run:
@@ -124,6 +126,10 @@ class Keys:
     def popular(self, version: str, section: str) -> str:
         """The Popular list of one section ("" = site-wide)."""
         return f"{self.namespace}:v:{version}:pop:{section_key_part(section)}"
+
+    def popular_window(self, version: str, window: str, section: str) -> str:
+        """A named Popular window's list of one section ("" = site-wide)."""
+        return f"{self.namespace}:v:{version}:popw:{window}:{section_key_part(section)}"
 
     def vectorizer(self, version: str) -> str:
         """The version's fitted vectorizer."""

@@ -58,31 +58,35 @@ class GetRelatedResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class GetPopularRequest(_message.Message):
-    __slots__ = ("section", "limit", "exclude_ids")
+    __slots__ = ("section", "limit", "exclude_ids", "window")
     SECTION_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
     section: str
     limit: int
     exclude_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, section: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    window: str
+    def __init__(self, section: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., window: _Optional[str] = ...) -> None: ...
 
 class GetPopularResponse(_message.Message):
-    __slots__ = ("items", "model_version", "as_of")
+    __slots__ = ("items", "model_version", "as_of", "window")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[Item]
     model_version: str
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., model_version: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    window: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., model_version: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window: _Optional[str] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model_version", "trained_at", "article_count", "click_count", "parameters", "sections")
+    __slots__ = ("model_version", "trained_at", "article_count", "click_count", "parameters", "sections", "popular_windows")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -96,13 +100,15 @@ class GetModelInfoResponse(_message.Message):
     CLICK_COUNT_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     SECTIONS_FIELD_NUMBER: _ClassVar[int]
+    POPULAR_WINDOWS_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     trained_at: _timestamp_pb2.Timestamp
     article_count: int
     click_count: int
     parameters: _containers.ScalarMap[str, str]
     sections: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_version: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., article_count: _Optional[int] = ..., click_count: _Optional[int] = ..., parameters: _Optional[_Mapping[str, str]] = ..., sections: _Optional[_Iterable[str]] = ...) -> None: ...
+    popular_windows: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_version: _Optional[str] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., article_count: _Optional[int] = ..., click_count: _Optional[int] = ..., parameters: _Optional[_Mapping[str, str]] = ..., sections: _Optional[_Iterable[str]] = ..., popular_windows: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("article_id", "type", "ts", "session_id")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +19,7 @@ from recommender import scoring
 from recommender.domain import Article
 from recommender.scoring import HOUR, BetaPrior, decay_weights, trending_score
 from recommender.store.codec import PopularList
+from recommender.windows import DEFAULT_WINDOWS, parse_windows
 from training.sources.events import EventLog
 
 FloatArray = NDArray[np.float64]
@@ -44,6 +46,9 @@ class TrendingParams:
     """Let the training job fit both half-lives on the log's own hourly replay."""
     depth: int = 500
     """Entries kept per list: enough for any limit plus the excludes a request may carry."""
+    windows: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_WINDOWS))
+    """Named Popular windows beside the fitted model (recommender/windows.py); a params file's
+    [trending.windows.NAME] tables replace these."""
 
     def __post_init__(self) -> None:
         priors = (self.prior_alpha, self.prior_beta)
@@ -58,6 +63,9 @@ class TrendingParams:
         broken = [rule for rule, ok in checks.items() if not ok]
         if broken:
             raise ValueError(f"trending parameters out of range: need {', '.join(broken)}")
+        if not isinstance(self.windows, dict):
+            raise ValueError(f"windows: expected tables of window settings, got {self.windows!r}")
+        parse_windows(self.windows)
 
     def as_dict(self) -> dict[str, object]:
         """Plain values for the manifest."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from recommender.domain import Article
 from recommender.scoring import HOUR
@@ -32,6 +33,7 @@ from training.trending.replay import (
     step_metrics,
     top_k,
 )
+from training.workbench.eval_windows import fastest_growing, window_scorers
 
 ScoreFn = Callable[[float], FloatArray]
 """Scores per article code from the events before t."""
@@ -44,6 +46,8 @@ class Series:
     name: str
     ndcg: FloatArray
     hits: FloatArray
+    rising: FloatArray | None = None
+    """Per step, how many of the step's fastest-growing articles (growers) the list held."""
 
 
 @dataclass
@@ -56,6 +60,8 @@ class ReplayResult:
     fits: list[tuple[float, HalfLifeFit]] = field(default_factory=list)
     split: float = math.inf
     holdout: dict[str, float] = field(default_factory=dict)
+    growers: list[NDArray[np.intp]] = field(default_factory=list)
+    """Per scored step, its top-k articles by growth (training/workbench/eval_windows.py)."""
 
     def summary(self, name: str, days: str = "all") -> dict[str, float]:
         """nDCG@k (mean over steps), recall@k and the ceiling (pooled) on all/fit/held-out days."""
@@ -68,19 +74,36 @@ class ReplayResult:
         ceiling = np.array([ceiling_hits(g, k) for g in self.replay.gains])[mask]
         series = next(s for s in self.series if s.name == name)
         clicks = float(totals.sum())
+        grown = float(sum(len(g) for g, m in zip(self.growers, mask, strict=True) if m))
+        rising = series.rising
         return {
             f"ndcg@{k}": float(series.ndcg[mask].mean()) if mask.any() else math.nan,
             f"recall@{k}": float(series.hits[mask].sum()) / clicks if clicks else math.nan,
             f"ceiling_recall@{k}": float(ceiling.sum()) / clicks if clicks else math.nan,
+            f"rising@{k}": float(rising[mask].sum()) / grown
+            if grown and rising is not None
+            else math.nan,
             "steps": float(mask.sum()),
         }
 
 
-def run_scorer(replay: Replay, score: ScoreFn) -> tuple[FloatArray, FloatArray]:
-    """Per-step (nDCG, hits) of a scorer giving scores per article code from events before t."""
+def run_scorer(
+    replay: Replay, score: ScoreFn, growers: list[NDArray[np.intp]] | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per-step (nDCG, hits, growers listed) of a scorer giving scores per article code from
+    events before t."""
     k = replay.settings.k
-    out = [step_metrics(top_k(score(before(g.t)), k), g, k) for g in replay.gains]
-    return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+    tops = [top_k(score(before(g.t)), k) for g in replay.gains]
+    out = [step_metrics(top, g, k) for top, g in zip(tops, replay.gains, strict=True)]
+    return np.array([o[0] for o in out]), np.array([o[1] for o in out]), listed(tops, growers)
+
+
+def listed(tops: list[NDArray[np.intp]], growers: list[NDArray[np.intp]] | None) -> FloatArray:
+    """Per step, how many of its growers the list held (zeros without growers)."""
+    if growers is None:
+        return np.zeros(len(tops))
+    return np.array([len(np.intersect1d(t, g)) for t, g in zip(tops, growers, strict=True)],
+                    dtype=np.float64)  # fmt: skip
 
 
 def baselines(replay: Replay, articles: list[Article]) -> dict[str, ScoreFn]:
@@ -113,15 +136,18 @@ def baselines(replay: Replay, articles: list[Article]) -> dict[str, ScoreFn]:
 
 
 def model_series(
-    replay: Replay, articles: list[Article], params_at: Callable[[float], TrendingParams]
-) -> tuple[FloatArray, FloatArray]:
+    replay: Replay,
+    articles: list[Article],
+    params_at: Callable[[float], TrendingParams],
+    growers: list[NDArray[np.intp]] | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per-step (nDCG, hits) of the trending model through the training path: index_scores,
     then popular_lists' site-wide list (all logged ids, stubs for those not in the export)."""
     index, k = replay.index, replay.settings.k
     known = {a.id for a in articles}
     everything = articles + [Article(i, i) for i in index.ids if i not in known]
     code_of = {article_id: i for i, article_id in enumerate(index.ids)}
-    ndcg, hits = [], []
+    ndcg, hits, tops = [], [], []
     for gains in replay.gains:
         as_of, params = before(gains.t), params_at(gains.t)
         scores = index_scores(index, as_of, params)
@@ -131,7 +157,8 @@ def model_series(
         value, hit = step_metrics(top, gains, k)
         ndcg.append(value)
         hits.append(hit)
-    return np.array(ndcg), np.array(hits)
+        tops.append(top)
+    return np.array(ndcg), np.array(hits), listed(tops, growers)
 
 
 def nightly_fits(
@@ -189,13 +216,15 @@ def replay_popular(
     """The full replay: baselines, the issue's reference models, the clicks-only model (what a
     log without impressions gets), `params` with fixed half-lives, and `params` as shipped."""
     series: list[Series] = []
+    growers = fastest_growing(replay)
 
     def add(name: str, params_at: Callable[[float], TrendingParams]) -> None:
-        series.append(Series(name, *model_series(replay, articles, params_at)))
+        series.append(Series(name, *model_series(replay, articles, params_at, growers)))
 
     if with_baselines:
-        for name, score in baselines(replay, articles).items():
-            series.append(Series(name, *run_scorer(replay, score)))
+        scorers = {**baselines(replay, articles), **window_scorers(replay, params)}
+        for name, score in scorers.items():
+            series.append(Series(name, *run_scorer(replay, score, growers)))
         fixed = replace(params, fit_half_life=False)
         one_hour = replace(fixed, half_life_hours=1.0, exposure_half_life_hours=1.0)
         one_hour = replace(one_hour, prior_alpha=None, prior_beta=None)  # fitted per window
@@ -216,7 +245,7 @@ def replay_popular(
     add(main, params_schedule(params, fits))
     split = split_time(replay)
     check = holdout_check(fitter, split) if params.fit_half_life else {}
-    return ReplayResult(replay, series, main, fits, split, check)
+    return ReplayResult(replay, series, main, fits, split, check, growers)
 
 
 def load_replay(

@@ -27,6 +27,8 @@ def columns(k: int) -> list[str]:
         "fit:recall",
         "held:nDCG",
         "held:recall",
+        f"rising@{k}",
+        "held:rising",
     ]
 
 
@@ -36,14 +38,13 @@ def leaderboard(result: ReplayResult) -> list[list[object]]:
     rows: list[list[object]] = []
     for series in result.series:
         all_, fit, held = (result.summary(series.name, d) for d in ("all", "fit", "held-out"))
-        rows.append(
-            [series.name]
-            + [s[key] for s in (all_, fit, held) for key in (f"ndcg@{k}", f"recall@{k}")]
-        )
+        scores = [s[key] for s in (all_, fit, held) for key in (f"ndcg@{k}", f"recall@{k}")]
+        rows.append([series.name, *scores, all_[f"rising@{k}"], held[f"rising@{k}"]])
     ceiling = [
         result.summary(result.main, d)[f"ceiling_recall@{k}"] for d in ("all", "fit", "held-out")
     ]
-    rows.append([f"ceiling (perfect top {k})", 1.0, ceiling[0], 1.0, ceiling[1], 1.0, ceiling[2]])
+    rows.append([f"ceiling (perfect top {k})", 1.0, ceiling[0], 1.0, ceiling[1], 1.0, ceiling[2],
+                 1.0, 1.0])  # fmt: skip
     return rows
 
 
@@ -58,6 +59,8 @@ def describe(result: ReplayResult) -> list[str]:
         f" {settings.min_clicks} next-step clicks: skipped; the same steps for every method)",
         f"fit days: the {fit:.0f} steps before {_when(result.split)};"
         f" held-out days: the {held:.0f} from then on",
+        f"rising@{settings.k}: of each step's (at most {settings.k}) articles whose clicks grew"
+        " most from the hour before it to the hour after, the share listed at its start",
     ]
     for t, f in result.fits:
         p = f.params
