@@ -22,6 +22,10 @@ class RuleNotFound(NewsrecError):
     """RemoveRule named a rule id that no stored rule has."""
 
 
+class NotExplained(NewsrecError):
+    """explain=true on a model trained without explanation records."""
+
+
 class NoModelPublished(NewsrecError):
     """Nothing has been published to this Redis namespace yet."""
 
@@ -59,6 +63,7 @@ STATUS_CODES: dict[type[NewsrecError], grpc.StatusCode] = {
     RuleNotFound: grpc.StatusCode.NOT_FOUND,
     NoModelPublished: grpc.StatusCode.FAILED_PRECONDITION,
     CannotScoreUpserts: grpc.StatusCode.FAILED_PRECONDITION,
+    NotExplained: grpc.StatusCode.FAILED_PRECONDITION,
     WrongRole: grpc.StatusCode.FAILED_PRECONDITION,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreFull: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -5,11 +5,19 @@ with live sums cached per process for `max_age` seconds."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from recommender.live import windows as live_windows
 from recommender.live.config import VersionConfig
-from recommender.live.counters import Components, LiveCounts, blend, live_components, read_plan
+from recommender.live.counters import (
+    Components,
+    LiveCounts,
+    blend,
+    decayed_totals,
+    live_components,
+    read_plan,
+)
 from recommender.reader import Reader
 from recommender.windows import FITTED, PopularWindow
 
@@ -21,6 +29,10 @@ class Ranked:
     items: list[tuple[str, float]]
     as_of: float
     window: str
+    spec: PopularWindow | None = None
+    """The named window's settings (None: the fitted model)."""
+    totals: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    """With explain: each article's totals its score was made of, as of `as_of`."""
 
 
 class PopularRanker:
@@ -32,18 +44,25 @@ class PopularRanker:
         self.window_counts: LiveCounts[live_windows.Totals] = LiveCounts(live_counts.max_age)
 
     async def ranked(
-        self, version: str, section: str, cfg: VersionConfig, window_name: str, now: float
+        self,
+        version: str,
+        section: str,
+        cfg: VersionConfig,
+        window_name: str,
+        now: float,
+        explain: bool = False,
     ) -> Ranked:
-        """The section's ranking in the named window ("" or "now": the fitted model)."""
+        """The section's ranking in the named window ("" or "now": the fitted model), with
+        each article's totals when `explain`."""
         window = live_windows.choose_window(window_name, cfg.windows)
         if window is not None:
-            return await self._window(version, section, cfg, window_name, window, now)
+            return await self._window(version, section, cfg, window_name, window, now, explain)
         nightly = await self.reader.popular(version, section)
         live = await self.live_components(version, section, cfg)
-        if live:
-            return Ranked(blend(nightly, live, now, cfg.scoring), now, FITTED)
-        as_of = nightly.as_of if nightly else cfg.as_of
-        return Ranked(nightly.items if nightly else [], as_of, FITTED)
+        as_of = now if live else nightly.as_of if nightly else cfg.as_of
+        items = blend(nightly, live, now, cfg.scoring) if live else nightly.items if nightly else []
+        totals = decayed_totals(nightly, live, as_of, cfg.scoring)[0] if explain else {}
+        return Ranked(items, as_of, FITTED, None, totals)
 
     async def live_components(
         self, version: str, section: str, cfg: VersionConfig
@@ -62,7 +81,7 @@ class PopularRanker:
 
     async def _window(
         self, version: str, section: str, cfg: VersionConfig, name: str, window: PopularWindow,
-        now: float,
+        now: float, explain: bool,
     ) -> Ranked:  # fmt: skip
         nightly = await self.reader.popular(version, section, window=name)
         live = self.window_counts.get(version, f"{name}\0{section}")
@@ -72,7 +91,9 @@ class PopularRanker:
             names = [keys.counter(k, g, t, section) for k, g, t in live_windows.hits_key_args(plan)]
             live = live_windows.live_totals(plan, await self._read(names), now, window)
             self.window_counts.put(version, f"{name}\0{section}", live)
-        return Ranked(live_windows.rank(nightly, live, now, window), now, name)
+        ranked = live_windows.rank(nightly, live, now, window)
+        totals = live_windows.window_totals(nightly, live, now, window)[0] if explain else {}
+        return Ranked(ranked, now, name, window, {a: t.tolist() for a, t in totals.items()})
 
     async def _read(self, names: list[str]) -> list[dict[bytes, bytes]]:
         """HGETALL of each counter hash, in one round trip."""

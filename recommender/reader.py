@@ -267,6 +267,16 @@ class Reader:
             merged.setdefault(cand[0], cand)
         return list(merged.values())
 
+    async def base_related(self, version: str, article_id: str) -> list[Candidate] | None:
+        """An article's list as the version published it (no live insertions), cached."""
+        key = self.keys.related(version, article_id)
+        cached = self._cache.get(key)
+        if cached is None:
+            (raw,) = await self.run(lambda p: [p.get(key)])
+            cached = _MISSING if raw is None else codec.decode_related(raw)
+            self._cache.put(key, cached)
+        return None if cached is _MISSING else cached
+
     async def articles(self, version: str, article_ids: list[str]) -> list[Article | None]:
         """Display records: upserted ids from live state, the rest from the version (cached).
 

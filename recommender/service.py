@@ -13,6 +13,7 @@ from recommender import metrics
 from recommender.cache import LRU
 from recommender.domain import Article
 from recommender.errors import ArticleNotFound
+from recommender.explain import popular_explanation, related_explanations
 from recommender.live.articles import ArticleWriter
 from recommender.live.config import VersionConfig
 from recommender.live.counters import LiveCounts
@@ -175,6 +176,12 @@ class RecommenderService:
         ranked = related_candidates(candidates, section)
         in_it = lambda a: not section or in_section(a.sections, section)  # noqa: E731
         items = await self._listed(version, ranked, skip, limit, rules, in_it)
+        if request.explain:
+            pins = {r.pin.article_id: r.rule_id for r in rules.pins if r.pin is not None}
+            ids = [i.article_id for i in items]
+            whys = await related_explanations(self.reader, version, article_id, ids, pins)
+            for item in items:
+                item.explanation.CopyFrom(whys[item.article_id])
         response = pb.GetRelatedResponse(items=items, model_version=version)
         self.answers.put(cache_key, response)
         return response
@@ -195,10 +202,15 @@ class RecommenderService:
         if cached is not None:
             return cached
         cfg = await self.reader.config(version)
-        ranked = await self.popular.ranked(version, section, cfg, request.window, now)
+        ranked = await self.popular.ranked(version, section, cfg, request.window, now,
+                                           request.explain)  # fmt: skip
         rules = self.reader.rules.for_popular(section, now)
         response = pb.GetPopularResponse(model_version=version, window=ranked.window)
         response.items.extend(await self._listed(version, ranked.items, skip, limit, rules))
+        for item in response.items if request.explain else ():
+            totals = ranked.totals.get(item.article_id, (0.0, 0.0, 0.0))
+            why = popular_explanation(ranked.window, ranked.spec, totals, item.score)
+            item.explanation.CopyFrom(why)
         response.as_of.CopyFrom(timestamp(ranked.as_of))
         if self.live_counts.max_age:
             self.answers.put(cache_key, response)

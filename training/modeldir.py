@@ -23,6 +23,7 @@ import numpy as np
 from recommender.domain import Article
 from recommender.store import codec
 from recommender.store.codec import Candidate, PopularList
+from training.related.explain import Explanations
 from training.related.lists import CandidateLists
 
 MANIFEST = "manifest.json"
@@ -51,6 +52,8 @@ class BuiltModel:
     the model folder as vectors.npz, and published to Redis from there in chunks."""
     popular_windows: dict[str, dict[str, PopularList]] = field(default_factory=dict)
     """The named Popular windows' lists: window -> section -> list."""
+    explanations: Explanations | None = None
+    """Per article, why its list holds what it holds (related.explain)."""
 
 
 def file_sha256(path: Path) -> str:
@@ -116,6 +119,10 @@ def _write_records(model: BuiltModel, path: Path) -> int:
             value = codec.encode_popular(popular)
             out.write(b"pop\t" + json.dumps(section).encode() + b"\t" + value + b"\n")
             lines += 1
+        if model.explanations is not None:
+            for article, record in zip(model.articles, model.explanations.encoded(), strict=True):
+                out.write(b"why\t" + json.dumps(article.id).encode() + b"\t" + record + b"\n")
+                lines += 1
         for window, lists in model.popular_windows.items():
             for section, popular in lists.items():
                 name = json.dumps([window, section]).encode()

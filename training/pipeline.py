@@ -43,6 +43,7 @@ from training.modeldir import (
     write_model_dir,
 )
 from training.related.embeddings import EncodeStats, default_store, embed_articles
+from training.related.explain import Explanations
 from training.related.lists import CandidateLists
 from training.related.model import RelatedModel, build_related, text_model_json
 from training.related.params import RelatedParams
@@ -353,7 +354,18 @@ def assemble(
     return BuiltModel(
         version, corpus.articles, related.lists, trending.popular, meta,
         related.model.arrays, related.text_model, related.vectors_path, trending.windows,
+        explanations(config, corpus, related),
     )  # fmt: skip
+
+
+def explanations(
+    config: TrainConfig, corpus: Corpus, related: RelatedOutput
+) -> Explanations | None:
+    """What GetRelated(explain=true) answers from, when the params ask for it."""
+    if not config.related.explain:
+        return None
+    published = [a.published_at for a in corpus.articles]
+    return Explanations.of(related.model, config.related, published)
 
 
 def _input_meta(path: Path, source: ArticleSet | EventLog, rows: int) -> dict[str, Any]:

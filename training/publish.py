@@ -52,6 +52,7 @@ def folder_records(folder: Path, keys: Keys, version: str) -> Iterator[tuple[str
     builders: dict[bytes, Callable[[str, Any], str]] = {
         b"art": keys.article, b"rel": keys.related, b"pop": keys.popular,
         b"popw": lambda v, name: keys.popular_window(v, name[0], name[1]),
+        b"why": keys.explanation,
     }  # fmt: skip
     with (folder / RECORDS).open("rb") as handle:
         for line in handle:

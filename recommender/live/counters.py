@@ -282,6 +282,24 @@ def blend(
 ) -> list[tuple[str, float]]:
     """Nightly (C, I, E) decayed from the model's as_of to now plus live (C, I, E), scored with
     the shared formula; best first, nightly order breaking ties (scores of old lists underflow)."""
+    totals, rank = decayed_totals(nightly, live, now, cfg)
+    ids = list(totals)
+    if not ids:
+        return []
+    matrix = np.asarray([totals[a] for a in ids])
+    scores = trending_score(matrix[:, 0], matrix[:, 1], matrix[:, 2], cfg.prior)
+    order = sorted(range(len(ids)), key=lambda n: (-scores[n], rank.get(ids[n], len(rank))))
+    return [(ids[n], float(scores[n])) for n in order]
+
+
+def decayed_totals(
+    nightly: PopularList | None,
+    live: dict[str, Components],
+    now: float,
+    cfg: TrendingScoring,
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Per article, (C, I, E) as of now: the nightly ones decayed forward plus the live ones;
+    and each nightly article's rank."""
     rank: dict[str, int] = {}
     totals: dict[str, list[float]] = {}
     if nightly is not None:
@@ -296,13 +314,7 @@ def blend(
         row[0] += c
         row[1] += i
         row[2] += e
-    ids = list(totals)
-    if not ids:
-        return []
-    matrix = np.asarray([totals[a] for a in ids])
-    scores = trending_score(matrix[:, 0], matrix[:, 1], matrix[:, 2], cfg.prior)
-    order = sorted(range(len(ids)), key=lambda n: (-scores[n], rank.get(ids[n], len(rank))))
-    return [(ids[n], float(scores[n])) for n in order]
+    return totals, rank
 
 
 @dataclass(frozen=True)

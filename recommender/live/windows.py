@@ -88,6 +88,24 @@ def rank(
     (nightly order, then id, breaking ties). A decayed window keeps its nightly articles whose
     scores underflowed to 0 (a model days old still lists, as the fitted one does); `rising`
     lists only positive scores."""
+    totals, order = window_totals(nightly, live, now, window)
+    if not totals:
+        return []
+    ids = list(totals)
+    scores = window_scores(window, np.vstack([totals[a] for a in ids]))
+    keep = scores > 0
+    if window.kind == "decayed":
+        keep |= np.asarray([a in order for a in ids])
+    ranked = sorted(np.flatnonzero(keep).tolist(),
+                    key=lambda n: (-scores[n], order.get(ids[n], len(order)), ids[n]))  # fmt: skip
+    return [(ids[n], float(scores[n])) for n in ranked]
+
+
+def window_totals(
+    nightly: PopularList | None, live: dict[str, Totals], now: float, window: PopularWindow
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Per article, its click totals as of now (one per half-life of the window): the nightly
+    ones decayed forward plus the live ones; and each nightly article's rank."""
     width = len(window.half_lives)
     totals: dict[str, np.ndarray] = {}
     order: dict[str, int] = {}
@@ -99,16 +117,7 @@ def rank(
             totals[article] = np.asarray(stored[:width], dtype=np.float64) * decay
     for article, values in live.items():
         totals[article] = totals.get(article, np.zeros(width)) + np.asarray(values)
-    if not totals:
-        return []
-    ids = list(totals)
-    scores = window_scores(window, np.vstack([totals[a] for a in ids]))
-    keep = scores > 0
-    if window.kind == "decayed":
-        keep |= np.asarray([a in order for a in ids])
-    ranked = sorted(np.flatnonzero(keep).tolist(),
-                    key=lambda n: (-scores[n], order.get(ids[n], len(order)), ids[n]))  # fmt: skip
-    return [(ids[n], float(scores[n])) for n in ranked]
+    return totals, order
 
 
 def hits_key_args(plan: Sequence[tuple[str, int]]) -> list[tuple[str, str, int]]:

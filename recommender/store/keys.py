@@ -15,6 +15,8 @@ Layout under the namespace `ns`:
                            = site-wide; C, I, E: decayed clicks, impressions, exposure
   ns:v:<ver>:popw:<w>:<sec>  JSON: window w's list (recommender/windows.py), as pop:<sec>; an
                            item's C, I, E slots hold its click totals, one per half-life of w
+  ns:v:<ver>:why:<id>      JSON: {"shares", "terms": [[term, weight]...], "parts": [[tfidf, lsa,
+                           embedding, recency] per rel:<id> entry]}, with related.explain only
   ns:v:<ver>:vectorizer    JSON: the fitted TF-IDF vocabulary and idf (live upserts use it)
   ns:v:<ver>:vectors:<n>   bytes: chunk n of an .npz with the article vectors, ids and K-th scores
 Live state, beside the versions and folded in by the next training run:
@@ -130,6 +132,10 @@ class Keys:
     def popular_window(self, version: str, window: str, section: str) -> str:
         """A named Popular window's list of one section ("" = site-wide)."""
         return f"{self.namespace}:v:{version}:popw:{window}:{section_key_part(section)}"
+
+    def explanation(self, version: str, article_id: str) -> str:
+        """Why an article's list holds what it holds (only with related.explain)."""
+        return f"{self.namespace}:v:{version}:why:{article_id}"
 
     def vectorizer(self, version: str) -> str:
         """The version's fitted vectorizer."""

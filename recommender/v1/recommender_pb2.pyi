@@ -20,7 +20,7 @@ EVENT_TYPE_CLICK: EventType
 EVENT_TYPE_IMPRESSION: EventType
 
 class Item(_message.Message):
-    __slots__ = ("article_id", "score", "title", "url", "sections", "tags", "published_at")
+    __slots__ = ("article_id", "score", "title", "url", "sections", "tags", "published_at", "explanation")
     ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class Item(_message.Message):
     SECTIONS_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     article_id: str
     score: float
     title: str
@@ -35,19 +36,66 @@ class Item(_message.Message):
     sections: _containers.RepeatedScalarFieldContainer[str]
     tags: _containers.RepeatedScalarFieldContainer[str]
     published_at: _timestamp_pb2.Timestamp
-    def __init__(self, article_id: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ..., url: _Optional[str] = ..., sections: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    explanation: Explanation
+    def __init__(self, article_id: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ..., url: _Optional[str] = ..., sections: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., published_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., explanation: _Optional[_Union[Explanation, _Mapping]] = ...) -> None: ...
+
+class SharedTerm(_message.Message):
+    __slots__ = ("term", "weight")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    weight: float
+    def __init__(self, term: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("source", "pinned_by", "tfidf", "lsa", "embedding", "tfidf_share", "lsa_share", "embedding_share", "recency", "shared_terms", "window", "clicks", "impressions", "exposure", "earlier_clicks", "velocity")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PINNED_BY_FIELD_NUMBER: _ClassVar[int]
+    TFIDF_FIELD_NUMBER: _ClassVar[int]
+    LSA_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    TFIDF_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LSA_SHARE_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SHARE_FIELD_NUMBER: _ClassVar[int]
+    RECENCY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_TERMS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_FIELD_NUMBER: _ClassVar[int]
+    IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPOSURE_FIELD_NUMBER: _ClassVar[int]
+    EARLIER_CLICKS_FIELD_NUMBER: _ClassVar[int]
+    VELOCITY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    pinned_by: str
+    tfidf: float
+    lsa: float
+    embedding: float
+    tfidf_share: float
+    lsa_share: float
+    embedding_share: float
+    recency: float
+    shared_terms: _containers.RepeatedCompositeFieldContainer[SharedTerm]
+    window: str
+    clicks: float
+    impressions: float
+    exposure: float
+    earlier_clicks: float
+    velocity: float
+    def __init__(self, source: _Optional[str] = ..., pinned_by: _Optional[str] = ..., tfidf: _Optional[float] = ..., lsa: _Optional[float] = ..., embedding: _Optional[float] = ..., tfidf_share: _Optional[float] = ..., lsa_share: _Optional[float] = ..., embedding_share: _Optional[float] = ..., recency: _Optional[float] = ..., shared_terms: _Optional[_Iterable[_Union[SharedTerm, _Mapping]]] = ..., window: _Optional[str] = ..., clicks: _Optional[float] = ..., impressions: _Optional[float] = ..., exposure: _Optional[float] = ..., earlier_clicks: _Optional[float] = ..., velocity: _Optional[float] = ...) -> None: ...
 
 class GetRelatedRequest(_message.Message):
-    __slots__ = ("article_id", "limit", "exclude_ids", "section")
+    __slots__ = ("article_id", "limit", "exclude_ids", "section", "explain")
     ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
     SECTION_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     article_id: str
     limit: int
     exclude_ids: _containers.RepeatedScalarFieldContainer[str]
     section: str
-    def __init__(self, article_id: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., section: _Optional[str] = ...) -> None: ...
+    explain: bool
+    def __init__(self, article_id: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., section: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class GetRelatedResponse(_message.Message):
     __slots__ = ("items", "model_version")
@@ -58,16 +106,18 @@ class GetRelatedResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class GetPopularRequest(_message.Message):
-    __slots__ = ("section", "limit", "exclude_ids", "window")
+    __slots__ = ("section", "limit", "exclude_ids", "window", "explain")
     SECTION_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     section: str
     limit: int
     exclude_ids: _containers.RepeatedScalarFieldContainer[str]
     window: str
-    def __init__(self, section: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., window: _Optional[str] = ...) -> None: ...
+    explain: bool
+    def __init__(self, section: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., window: _Optional[str] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class GetPopularResponse(_message.Message):
     __slots__ = ("items", "model_version", "as_of", "window")

@@ -54,6 +54,9 @@ class RelatedParams:
     """Only candidates published within this many days of the article (0 = off)."""
     recency_half_life_days: float = 0.0
     """Scores halve per this many days between article and candidate (0 = off)."""
+    explain: bool = False
+    """Publish why each list holds what it holds (training/related/explain.py): what
+    GetRelated(explain=true) answers; about 1.5 kB of Redis per article."""
     search_shards: int = 1
     """The neighbour searches above 20k articles cut the corpus into this many shards, each
     kept by one worker (training/search/sharded.py): on a dask cluster of W workers, W shards
