@@ -105,7 +105,9 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stream-events", type=int, default=200_000,
                    help="events through each event stream (0 = skip)")  # fmt: skip
     p.add_argument("--stream-batch", type=int, default=1000, help="events a batched message")
-    p.add_argument("--methods", default="GetRelated,GetPopular,RecordEvents")
+    p.add_argument("--methods", default="GetRelated,GetPopular,RecordEvents",
+                   help="comma-separated; GetPopular:WINDOW measures a named Popular window "
+                   "(GetPopular:rising)")  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--plots", type=Path, help="write QPS and latency plots into DIR")
 

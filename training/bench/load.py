@@ -51,13 +51,17 @@ async def unary_load(
         stop_at = 0.0
         measuring = False
 
+        base, _, window = method.partition(":")  # "GetPopular:rising": a named window
+
         def request(n: int) -> object:
             article = draws[n % len(draws)]
-            if method == "GetRelated":
+            if base == "GetRelated":
                 return stub.GetRelated(pb.GetRelatedRequest(article_id=article, limit=10))
-            if method == "GetPopular":
+            if base == "GetPopular":
                 sections = ("", "world", "sport", "tech")
-                return stub.GetPopular(pb.GetPopularRequest(section=sections[n % 4], limit=10))
+                return stub.GetPopular(
+                    pb.GetPopularRequest(section=sections[n % 4], limit=10, window=window)
+                )
             events = [
                 pb.Event(article_id=a, session_id=f"s{n}-{i}")
                 for i, a in enumerate(draws[n % 1000 : n % 1000 + 10])
@@ -140,7 +144,8 @@ def main() -> None:
     parser.add_argument(
         "--method",
         default="GetRelated",
-        choices=["GetRelated", "GetPopular", "RecordEvents", "StreamEvents", "StreamEventBatches"],
+        help="GetRelated, GetPopular (GetPopular:WINDOW for a named window), RecordEvents, "
+        "StreamEvents or StreamEventBatches",
     )
     parser.add_argument("--ids", type=Path, required=True, help="file with one article id a line")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -149,6 +154,10 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1000, help="events per batched message")
     args = parser.parse_args()
+    known = ("GetRelated", "GetPopular", "RecordEvents", "StreamEvents", "StreamEventBatches")
+    base, _, window = args.method.partition(":")
+    if base not in known or (window and base != "GetPopular"):
+        parser.error(f"--method {args.method!r}: one of {', '.join(known)} (or GetPopular:WINDOW)")
     ids = args.ids.read_text().split()
     if args.method in ("StreamEvents", "StreamEventBatches"):
         batch = args.batch if args.method == "StreamEventBatches" else 0
