@@ -19,6 +19,7 @@ from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from training.demo.generate import DemoSpec, generate
 from training.gates import Gates
 from training.pipeline import TrainConfig, train
+from training.related.params import RelatedParams
 
 
 def _show(title: str, items: list[pb.Item]) -> None:
@@ -92,6 +93,7 @@ def run_demo(settings: Settings, data_dir: Path) -> int:
         progress=False,
         gates=Gates.from_settings(settings),
         lock_lease_seconds=settings.lock_lease_seconds,
+        related=RelatedParams(explain=True),  # so that GetRelated(explain=true) can be tried
     )
     result = train(config, client, keys_for(settings), log=lambda m: print(f"  {m}"))
     print(
