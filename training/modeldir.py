@@ -16,15 +16,17 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from recommender.domain import Article
 from recommender.store import codec
 from recommender.store.codec import Candidate, PopularList
-from training.related.explain import Explanations
 from training.related.lists import CandidateLists
+
+if TYPE_CHECKING:  # the training stack (numba); `newsrec publish` never loads it
+    from training.related.explain import Explanations
 
 MANIFEST = "manifest.json"
 RECORDS = "records.tsv"
