@@ -19,31 +19,38 @@ SHARED_TERMS = 5
 
 
 async def related_explanations(
-    reader: Reader, version: str, article_id: str, items: Sequence[str], pins: Mapping[str, str]
+    reader: Reader,
+    version: str,
+    article_id: str,
+    items: Sequence[tuple[str, float]],
+    pins: Mapping[str, str],
 ) -> dict[str, pb.Explanation]:
-    """Per listed id: the blend's parts as training recorded them ("model"), "live" for an
-    upsert's placement, "pin" (with the rule id) for a pinned article; the shared terms."""
+    """Per listed (id, score): the blend's parts as training recorded them ("model"), "live"
+    for an upsert's placement, "pin" (with the rule id) for a pinned article; the shared
+    terms."""
     meta = await reader.meta(version)
     if not meta.get("parameters", {}).get("related.explain", False):
         raise NotExplained(
             f"model {version} was trained without explanations: train with "
             "`related.explain = true` in the params file to answer explain=true"
         )
-    base = await reader.base_related(version, article_id) or []
-    position = {cand[0]: n for n, cand in enumerate(base)}
-    ids = [article_id, *items]
+    # The version's own entries, unless the article was upserted since (its list was rebuilt
+    # live) or an upsert of the entry outscored it (the served score is then not the model's).
+    base = [] if article_id in reader.upserted else await reader.base_related(version, article_id)
+    position = {cand[0]: (n, cand[1]) for n, cand in enumerate(base or [])}
+    ids = [article_id, *(item for item, _ in items)]
     raws = await reader.run(lambda p: [p.get(reader.keys.explanation(version, i)) for i in ids])
     records = [None if raw is None else json.loads(raw) for raw in raws]
     own = records[0] or {}
     out = {}
-    for item, record in zip(items, records[1:], strict=True):
-        why = pb.Explanation(
-            shared_terms=_shared(own.get("terms", []), (record or {}).get("terms", []))
-        )
+    for (item, score), record in zip(items, records[1:], strict=True):
+        terms = _shared(own.get("terms", []), (record or {}).get("terms", []))
+        why = pb.Explanation(shared_terms=terms)
+        listed = position.get(item)
         if item in pins:
             why.source, why.pinned_by = "pin", pins[item]
-        elif item in position and own.get("parts"):
-            _set_parts(why, own["shares"], own["parts"][position[item]])
+        elif listed is not None and own.get("parts") and abs(listed[1] - score) <= 1e-6:
+            _set_parts(why, own["shares"], own["parts"][listed[0]])
         else:
             why.source = "live"
         out[item] = why

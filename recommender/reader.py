@@ -111,6 +111,9 @@ class Reader:
                 except NewsrecError as exc:
                     self.health.failed(exc, time.monotonic())
                     delay = min(max(2 * delay, interval), longest)
+                except Exception:  # a bug must not end the loop: the replica would go stale
+                    log.exception("live-state sync failed; retrying")
+                    delay = min(max(2 * delay, interval), longest)
                 self._report_health()
                 await asyncio.sleep(delay)
 

@@ -128,15 +128,18 @@ class RecommenderService:
         limit: int,
         rules: ListRules,
         keep: Callable[[Article], bool] = lambda _a: True,
-    ) -> list[pb.Item]:
+    ) -> tuple[list[pb.Item], dict[str, str]]:
         """The first `limit` of `ranked` not skipped, with the list's editorial rules folded in
-        (blocks by id alone need no records: the usual path stays one fetch of the chosen)."""
+        (blocks by id alone need no records: the usual path stays one fetch of the chosen);
+        and the rule id of each pin that placed an item."""
         skip = skip | self.reader.deleted
         if not rules.needs_records:
-            return await self._items(version, pick(ranked, skip | rules.blocked_ids, limit))
+            chosen = pick(ranked, skip | rules.blocked_ids, limit)
+            return await self._items(version, chosen), {}
         fetch = partial(self.reader.articles, version)
         placed = await fold(ranked, skip, limit, rules, fetch, keep)
-        return [to_item(p.article, p.score) for p in placed]
+        pins = {p.article.id: p.pin.rule_id for p in placed if p.pin is not None}
+        return [to_item(p.article, p.score) for p in placed], pins
 
     async def _related_rules(self, version: str, article_id: str, now: float) -> ListRules:
         """The rules of one article's Related list (its sections read only when a rule needs
@@ -175,11 +178,10 @@ class RecommenderService:
         rules = await self._related_rules(version, article_id, now)
         ranked = related_candidates(candidates, section)
         in_it = lambda a: not section or in_section(a.sections, section)  # noqa: E731
-        items = await self._listed(version, ranked, skip, limit, rules, in_it)
+        items, pins = await self._listed(version, ranked, skip, limit, rules, in_it)
         if request.explain:
-            pins = {r.pin.article_id: r.rule_id for r in rules.pins if r.pin is not None}
-            ids = [i.article_id for i in items]
-            whys = await related_explanations(self.reader, version, article_id, ids, pins)
+            listed = [(i.article_id, i.score) for i in items]
+            whys = await related_explanations(self.reader, version, article_id, listed, pins)
             for item in items:
                 item.explanation.CopyFrom(whys[item.article_id])
         response = pb.GetRelatedResponse(items=items, model_version=version)
@@ -206,7 +208,7 @@ class RecommenderService:
                                            request.explain)  # fmt: skip
         rules = self.reader.rules.for_popular(section, now)
         response = pb.GetPopularResponse(model_version=version, window=ranked.window)
-        response.items.extend(await self._listed(version, ranked.items, skip, limit, rules))
+        response.items.extend((await self._listed(version, ranked.items, skip, limit, rules))[0])
         for item in response.items if request.explain else ():
             totals = ranked.totals.get(item.article_id, (0.0, 0.0, 0.0))
             why = popular_explanation(ranked.window, ranked.spec, totals, item.score)

@@ -12,7 +12,7 @@ weighs 2^(-age / half-life), as in recommender/scoring.py):
   z-score style, so that acceleration counts, not size. Rates (clicks an hour) are estimated
   from a fast and a slow total (rate = total x ln 2 / half-life); over the fast half-life h_f,
   the article got `observed` = h_f x fast rate clicks where `expected` = h_f x max(own slow
-  rate, the section's median slow rate) were due:
+  rate, the median slow rate of the section's `baseline_articles` busiest) were due:
       score = (observed - expected) / sqrt(expected + 1)
   and only articles with at least `min_clicks` decayed recent clicks are listed (one click on a
   quiet article does not top the list), and only while the score is at least `min_score`.
@@ -49,6 +49,9 @@ class PopularWindow:
     min_clicks: float = 2.0
     """rising: decayed recent clicks (fast half-life) an article needs to be listed: one click
     on a quiet article never is."""
+    baseline_articles: int = 500
+    """rising: the section's baseline is the median earlier rate of its this many busiest
+    articles (most earlier clicks): the same set in the nightly list and when serving."""
     min_score: float = 0.5
     """rising: the score an article needs to be listed (1 = a standard deviation above what
     was due). The defaults were chosen on the first half of the MIND replay's days
@@ -65,7 +68,13 @@ class PopularWindow:
         """The fields its kind reads, for the manifest and params files."""
         wanted = {
             "decayed": ("half_life_hours",),
-            "rising": ("fast_half_life_hours", "slow_half_life_hours", "min_clicks", "min_score"),
+            "rising": (
+                "fast_half_life_hours",
+                "slow_half_life_hours",
+                "min_clicks",
+                "min_score",
+                "baseline_articles",
+            ),
         }
         values = asdict(self)
         return {"kind": self.kind, **{k: values[k] for k in wanted[self.kind]}}  # fmt: skip
@@ -100,6 +109,8 @@ def parse_windows(spec: Mapping[str, Any]) -> dict[str, PopularWindow]:
             value = getattr(window, field)
             if not (isinstance(value, int | float) and value >= 0):
                 raise ValueError(f"window {name!r}: {field} must be a number >= 0")
+        if not (isinstance(window.baseline_articles, int) and window.baseline_articles >= 1):
+            raise ValueError(f"window {name!r}: baseline_articles must be an integer >= 1")
         windows[str(name)] = window
     return windows
 
@@ -112,8 +123,8 @@ def window_scores(window: PopularWindow, totals: NDArray[np.float64]) -> NDArray
     fast_h, slow_h = window.half_lives
     fast, slow = totals[:, 0], totals[:, 1]
     slow_rate = slow * math.log(2) / slow_h
-    active = slow_rate[slow > 0]
-    baseline = float(np.median(active)) if len(active) else 0.0
+    busiest = np.sort(slow_rate[slow > 0])[::-1][: window.baseline_articles]
+    baseline = float(np.median(busiest)) if len(busiest) else 0.0
     observed = fast * math.log(2)  # = fast_h x (fast x ln 2 / fast_h)
     expected = fast_h * np.maximum(slow_rate, baseline)
     score = (observed - expected) / np.sqrt(expected + 1.0)

@@ -4,9 +4,11 @@ are refused with a clear message when malformed; `newsrec rules` does the same f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -14,6 +16,10 @@ import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.config import Settings
+from recommender.domain import Article
+from recommender.rules.fold import fold
+from recommender.rules.model import ListRules, Pin, Rule
+from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 from tests.helpers import ServerThread, eventually, newsrec
@@ -153,7 +159,10 @@ def test_malformed_rules_are_refused_naming_the_field(
         pb.PinArticleRequest(article_id="sport-03", position=1, related_to="tech-01")))  # fmt: skip
     assert got == grpc.StatusCode.NOT_FOUND and "taken down" in details
     got, details = code_of(lambda: stub.RemoveRule(pb.RemoveRuleRequest(rule_id="pin-nope")))
-    assert got == grpc.StatusCode.NOT_FOUND and "pin-nope" in details
+    assert got == grpc.StatusCode.INVALID_ARGUMENT and "rule_id 'pin-nope' is malformed" in details
+    unknown = pb.RemoveRuleRequest(rule_id="pin-00000000abcd")
+    got, details = code_of(lambda: stub.RemoveRule(unknown))
+    assert got == grpc.StatusCode.NOT_FOUND and "pin-00000000abcd" in details
     assert not stub.ListRules(pb.ListRulesRequest()).rules
 
 
@@ -201,3 +210,43 @@ def test_the_rules_command_pins_lists_and_removes(
     assert eventually(lambda: no_tech() and "sport-03" not in related(server.stub), 2)
     missing = newsrec(settings, "rules", "remove", rule_id)
     assert missing.returncode == 1 and "no rule" in missing.stderr
+
+
+def test_a_pin_past_the_limit_leaves_the_article_where_the_model_ranks_it() -> None:
+    ranked = [(f"a{n}", 1.0 - n / 10) for n in range(10)]
+    records = {aid: Article(aid, aid) for aid, _ in ranked}
+
+    async def fetch(ids: list[str]) -> list[Article | None]:
+        return [records.get(i) for i in ids]
+
+    pin = Rule("pin-000000000001", 0.0, "", pin=Pin("a1", 8, related_to="q"))
+    rules = ListRules(pins=(pin,))
+    short = asyncio.run(fold(ranked, set(), 5, rules, fetch))
+    assert [p.article.id for p in short] == ["a0", "a1", "a2", "a3", "a4"]
+    long = asyncio.run(fold(ranked, set(), 10, rules, fetch))
+    assert [p.article.id for p in long][7] == "a1" and long[7].pin == pin
+    blocked = ListRules(blocked_ids=frozenset({"a1"}), pins=(pin,))
+    assert "a1" not in [p.article.id for p in asyncio.run(fold(ranked, set(), 10, blocked, fetch))]
+
+
+def test_malformed_stored_rules_are_ignored_not_fatal(
+    tmp_path: Path, settings: Settings, client: redis.Redis, server: ServerThread
+) -> None:
+    train_into(client, settings, tmp_path)
+    before = related(server.stub)
+    server.stub.PinArticle(pb.PinArticleRequest(article_id="sport-04", position=1,
+                                                related_to="tech-01"))  # fmt: skip
+    keys = Keys(settings.namespace)
+    stored: Any = client.hgetall(keys.rules)
+    good: bytes = next(iter(stored.values()))
+    neither = b'{"rule_id":"x","created_at":1,"created_by":"","pin":null,"block":null}'
+    broken = {
+        "null": b"null", "number": b"7", "text": b'"pin"', "json": b"{not json",
+        "position": good.replace(b'"position":1', b'"position":"x"'), "neither": neither,
+    }  # fmt: skip
+    for name, value in broken.items():
+        client.hset(keys.rules, name, value)
+    client.incr(keys.epoch)
+    assert eventually(lambda: related(server.stub)[0] == "sport-04", 2)
+    assert related(server.stub)[1:] == before[:9]
+    assert len(server.stub.ListRules(pb.ListRulesRequest()).rules) == 1

@@ -5,6 +5,7 @@ lists and the live counters, chosen per GetPopular; the shared formula's edges; 
 from __future__ import annotations
 
 import math
+import random
 import re
 import time
 from dataclasses import replace
@@ -17,6 +18,8 @@ import pytest
 import redis
 
 from recommender.config import Settings
+from recommender.live.windows import rank
+from recommender.scoring import HOUR
 from recommender.v1 import recommender_pb2 as pb
 from recommender.windows import DEFAULT_WINDOWS, PopularWindow, parse_windows, window_scores
 from tests.corpus import write_corpus
@@ -146,3 +149,38 @@ def test_hits_counters_are_kept_only_for_versions_with_windows(
     server.stub.RecordEvents(pb.RecordEventsRequest(events=[event]))
     hits = list(client.scan_iter(f"{settings.namespace}:rt:hits:*"))
     assert hits == [] and list(client.scan_iter(f"{settings.namespace}:rt:clicks:*"))
+
+
+def test_serving_scores_a_nightly_window_list_as_training_did(tmp_path: Path) -> None:
+    """At the list's own as_of, nothing decays and nothing is live: the same scores, so the
+    rising baseline (the busiest articles' median) is the same set on both sides."""
+    articles_path, _ = write_corpus(tmp_path)
+    articles = read_articles(articles_path).articles
+    now = 1_767_400_000.0
+    rng = random.Random(5)
+    clicks = [{"article_id": a.id, "ts": now - rng.uniform(0, 30 * HOUR), "session_id": f"s{n}"}
+              for n, a in enumerate(rng.choices(articles, k=600))]  # fmt: skip
+    clicks += [{"article_id": "tech-07", "ts": now - 60 * m, "session_id": f"b{m}"}
+               for m in range(12)]  # fmt: skip
+    clicks.sort(key=lambda c: float(c["ts"]))  # type: ignore[arg-type]
+    log = read_events(write_jsonl(tmp_path / "clicks.jsonl", clicks))
+    params = TrendingParams(windows={"rising": {"kind": "rising", "baseline_articles": 8}})
+    windows = parse_windows(params.windows)
+    lists = window_lists(articles, index_events(log, params), now, params)
+    for section in ("", "tech", "sport"):
+        nightly = lists["rising"][section]
+        served = dict(rank(nightly, {}, now, windows["rising"]))
+        trained = {a: s for a, s in nightly.items if s > 0}
+        assert served.keys() == trained.keys() and trained
+        assert all(served[a] == pytest.approx(s, rel=1e-9) for a, s in trained.items())
+
+
+def test_a_window_reads_sixteen_of_its_half_lives_back(tmp_path: Path) -> None:
+    articles = read_articles(write_corpus(tmp_path)[0]).articles
+    now = 1_767_400_000.0
+    clicks = [{"article_id": "sport-06", "ts": now - 100 * HOUR, "session_id": "old"}]
+    log = read_events(write_jsonl(tmp_path / "clicks.jsonl", clicks))
+    params = TrendingParams()  # the trending window is 72 h; "week" reads 16 x 42 h
+    lists = window_lists(articles, index_events(log, params), now, params)
+    assert [a for a, _ in lists["week"][""].items] == ["sport-06"]
+    assert lists["today"][""].items == []  # 100 h > 16 x 6 h

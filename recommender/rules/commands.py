@@ -13,13 +13,14 @@ from typing import Any
 
 from recommender.config import add_settings_flags, settings_from_args
 from recommender.connect import keys_for, sync_client
-from recommender.errors import NewsrecError
+from recommender.errors import InvalidRequest, NewsrecError
 from recommender.rules import store
-from recommender.rules.model import Rule, RuleSet
+from recommender.rules.model import Rule, RuleSet, check_room, check_rule_id
 from recommender.rules.requests import block_rule, pin_rule
 from recommender.store.codec import text
 from recommender.store.keys import Keys
 from recommender.v1 import recommender_pb2 as pb
+from recommender.validation import MAX_LIMIT
 
 _SPAN = re.compile(r"\+(\d+(?:\.\d+)?)([mhd])")
 _UNIT = {"m": 60, "h": 3600, "d": 86400}
@@ -63,8 +64,11 @@ def run_rules(args: argparse.Namespace) -> int:
                 print(describe(rule))
             return 0
         if args.action == "remove":
-            return _remove(client, keys, args.rule_id)
+            return _remove(client, keys, check_rule_id(args.rule_id))
+        if args.action == "pin" and not 1 <= args.position <= MAX_LIMIT:
+            raise InvalidRequest(f"--position must be between 1 and {MAX_LIMIT}")
         rule = _rule(args, now)
+        check_room(_stored(client, keys), now)
         if rule.pin is not None:
             for field, aid in (("article_id", rule.pin.article_id),
                                ("related_to", rule.pin.related_to)):  # fmt: skip

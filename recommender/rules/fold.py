@@ -33,9 +33,10 @@ async def fold(
 ) -> list[Placed]:
     """The first `limit` entries of `ranked` (ids the caller skips, and blocked articles, left
     out), with the pins placed. A pin obeys `skip`, blocks and `keep` (a request's section
-    filter) like any entry: a block wins over a pin."""
-    pinned = {r.pin.article_id for r in rules.pins if r.pin is not None}
-    dropped = skip | pinned | rules.blocked_ids
+    filter) like any entry: a block wins over a pin. A pin that cannot apply (past `limit`,
+    blocked, filtered) leaves its article where the model ranks it."""
+    pins = await _placeable(rules, skip, limit, fetch, keep)
+    dropped = skip | {p.article.id for p in pins} | rules.blocked_ids
     chosen: list[Placed] = []
     step, start = 2 * limit, 0
     while len(chosen) < limit and start < len(ranked):
@@ -44,31 +45,32 @@ async def fold(
         records = await fetch([aid for aid, _ in batch]) if batch else []
         chosen += [Placed(r, s) for (_, s), r in zip(batch, records, strict=True)
                    if r is not None and not rules.blocks(r)][: limit - len(chosen)]  # fmt: skip
-    return await _with_pins(chosen, ranked, skip, limit, rules, fetch, keep)
+    scores = dict(ranked)
+    for entry in pins:  # lowest position first: each lands where it asked
+        rule = entry.pin
+        assert rule is not None and rule.pin is not None
+        at = min(rule.pin.position - 1, len(chosen))
+        chosen.insert(at, Placed(entry.article, scores.get(entry.article.id, 0.0), rule))
+    return chosen[:limit]
 
 
-async def _with_pins(
-    chosen: list[Placed],
-    ranked: list[tuple[str, float]],
+async def _placeable(
+    rules: ListRules,
     skip: set[str] | frozenset[str],
     limit: int,
-    rules: ListRules,
     fetch: Fetch,
     keep: Callable[[Article], bool],
 ) -> list[Placed]:
-    """Each pin inserted at its position (or the end of a shorter list), lowest first."""
-    pins = [r for r in rules.pins if r.pin is not None and r.pin.article_id not in skip]
+    """The pins that apply to this answer, lowest position first (one per article: the
+    lowest), with their articles' records."""
+    out = skip | rules.blocked_ids
+    pins = [r for r in rules.pins if r.pin is not None]
+    pins = [r for r in pins if r.pin and r.pin.position <= limit and r.pin.article_id not in out]
     if not pins:
-        return chosen
+        return []
     records = await fetch([r.pin.article_id for r in pins if r.pin is not None])
-    scores = dict(ranked)
-    placed: set[str] = set()
+    placeable: dict[str, Placed] = {}
     for rule, record in zip(pins, records, strict=True):
-        if rule.pin is None or record is None or record.id in placed:
-            continue
-        if rules.blocks(record) or not keep(record):
-            continue
-        at = min(rule.pin.position - 1, len(chosen))
-        chosen.insert(at, Placed(record, scores.get(record.id, 0.0), rule))
-        placed.add(record.id)
-    return chosen[:limit]
+        if record is not None and not rules.blocks(record) and keep(record):
+            placeable.setdefault(record.id, Placed(record, 0.0, rule))
+    return list(placeable.values())

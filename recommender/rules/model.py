@@ -7,12 +7,14 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recommender.domain import Article
+from recommender.errors import InvalidRequest, StoreFull
 
 log = logging.getLogger("newsrec.rules")
 
@@ -64,16 +66,65 @@ class Rule:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Rule:
-        """Inverse of encode (ValueError, KeyError or TypeError on a malformed value)."""
-        fields: dict[str, Any] = json.loads(raw)
-        pin, block = fields.pop("pin", None), fields.pop("block", None)
-        return cls(**fields, pin=None if pin is None else Pin(**pin),
-                   block=None if block is None else Block(**block))  # fmt: skip
+        """Inverse of encode; ValueError on a value of any other shape (a hand-edited hash
+        must not reach a list)."""
+        try:
+            fields: dict[str, Any] = json.loads(raw)
+            pin, block = fields.pop("pin", None), fields.pop("block", None)
+            rule = cls(**fields, pin=None if pin is None else Pin(**pin),
+                       block=None if block is None else Block(**block))  # fmt: skip
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a rule: {exc}") from None
+        if not rule.well_formed():
+            raise ValueError("not a rule: a field of the wrong type, or not one pin or block")
+        return rule
+
+    def well_formed(self) -> bool:
+        """Exactly one of pin and block, with fields of the types the rules read."""
+
+        def text(*values: object) -> bool:
+            return all(v is None or isinstance(v, str) for v in values)
+
+        times = (self.created_at, *([] if self.expires_at is None else [self.expires_at]))
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times):
+            return False
+        one = (self.pin is None) != (self.block is None)
+        if not (one and text(self.rule_id, self.created_by, self.note)):
+            return False
+        if self.pin is not None:
+            p = self.pin
+            return (
+                isinstance(p.position, int)
+                and not isinstance(p.position, bool)
+                and text(p.article_id, p.related_to, p.popular_section)
+            )
+        b = self.block
+        assert b is not None
+        return text(b.article_id, b.tag, b.section, b.beside_article_id, b.beside_section)
+
+
+MAX_RULES = 10_000
+"""Rules in force at once: every list request scans them (a newsroom has tens)."""
+RULE_ID = re.compile(r"(pin|block)-[0-9a-f]{12}")
 
 
 def new_rule_id(kind: str) -> str:
     """A rule id no other writer picks: no counter to share across replicas or cluster slots."""
     return f"{kind}-{secrets.token_hex(6)}"
+
+
+def check_room(rules: RuleSet, now: float) -> None:
+    """StoreFull when MAX_RULES rules are in force already."""
+    if len(rules.in_force(now)) >= MAX_RULES:
+        raise StoreFull(f"{MAX_RULES:,} rules are in force already: remove some (ListRules)")
+
+
+def check_rule_id(rule_id: str) -> str:
+    """A rule id as new_rule_id makes them, or InvalidRequest."""
+    if not RULE_ID.fullmatch(rule_id):
+        raise InvalidRequest(f"rule_id {rule_id[:40]!r} is malformed: pin-... or block-... "
+                             "with 12 hex digits, as ListRules shows them")  # fmt: skip
+    return rule_id
 
 
 def _lower(value: str | None) -> str | None:
@@ -123,7 +174,7 @@ class RuleSet:
         for rule_id, raw in stored.items():
             try:
                 rules.append(Rule.decode(raw))
-            except (ValueError, KeyError, TypeError) as exc:
+            except ValueError as exc:
                 log.warning("rule %r is malformed and ignored: %s", rule_id, exc)
         return cls(rules)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from recommender.errors import ArticleNotFound, InvalidRequest, RuleNotFound
+from recommender.errors import ArticleNotFound, RuleNotFound
 from recommender.reader import Reader
 from recommender.rules import store
-from recommender.rules.model import Rule, RuleSet
+from recommender.rules.model import Rule, RuleSet, check_room, check_rule_id
 from recommender.rules.requests import block_rule, pin_rule, rule_message
 from recommender.v1 import recommender_pb2 as pb
 
@@ -41,8 +41,7 @@ class RuleService:
 
     async def remove(self, request: pb.RemoveRuleRequest) -> pb.RemoveRuleResponse:
         """Delete a rule; NOT_FOUND for an id no stored rule has."""
-        if not request.rule_id:
-            raise InvalidRequest("rule_id is empty")
+        check_rule_id(request.rule_id)
         removed, _ = await self.reader.run(
             lambda p: store.queue_remove(p, self.reader.keys, [request.rule_id])
         )
@@ -52,6 +51,7 @@ class RuleService:
         return pb.RemoveRuleResponse()
 
     async def _add(self, rule: Rule) -> pb.RuleResponse:
+        check_room(self.reader.rules, time.time())
         expired = self.reader.rules.expired(time.time())
         await self.reader.run(lambda p: store.queue_add(p, self.reader.keys, rule, expired))
         await self.reader.refresh_live()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.domain import Article
+from recommender.live.counters import HORIZON_HALF_LIVES
 from recommender.store.codec import PopularList
 from recommender.windows import PopularWindow, parse_windows, window_scores
 from training.trending.model import EventIndex, TrendingParams, decayed, window_events
@@ -20,11 +21,11 @@ Totals = dict[str, tuple[float, ...]]
 
 def click_totals(index: EventIndex, as_of: float, params: TrendingParams) -> dict[float, Totals]:
     """Per half-life (hours) any window names: each article's decayed counted clicks as of
-    as_of, within the trending window."""
-    window = window_events(index, as_of, params.window_hours)
+    as_of (those older than 16 half-lives weigh under 2^-16 and are left out)."""
     half_lives = sorted({h for w in parse_windows(params.windows).values() for h in w.half_lives})
     totals: dict[float, Totals] = {}
-    for hours in half_lives:
+    for hours in half_lives:  # clicks within 16 half-lives: a week's window reads a week
+        window = window_events(index, as_of, HORIZON_HALF_LIVES * hours)
         sums = decayed(window.click_codes, window.click_ages, window.size, hours)
         totals[hours] = {index.ids[i]: (float(sums[i]),) for i in np.flatnonzero(sums > 0)}
     return totals
@@ -66,8 +67,10 @@ def _section_lists(
         order = sorted(range(len(ids)), key=lambda n: (-scores[n], ids[n]))
         kept = [n for n in order[:depth] if scores[n] > 0]
         listed = set(kept)
-        if window.kind == "rising":  # the history of those that may rise later
-            busiest = sorted(range(len(ids)), key=lambda n: (-matrix[n, -1], ids[n]))[:depth]
+        if window.kind == "rising":  # the baseline's articles, and the history of those that
+            # may rise later
+            most = max(depth, window.baseline_articles)
+            busiest = sorted(range(len(ids)), key=lambda n: (-matrix[n, -1], ids[n]))[:most]
             kept += [n for n in busiest if n not in listed]
         items = [(ids[n], float(scores[n])) for n in kept]
         lists[section] = PopularList(as_of, items, {ids[n]: _padded(totals[ids[n]]) for n in kept})

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from recommender.live.counters import HORIZON_HALF_LIVES
 from recommender.windows import PopularWindow, parse_windows, window_scores
 from training.trending.model import (
     EventIndex,
@@ -26,15 +27,16 @@ ScoreFn = Callable[[float], FloatArray]
 
 def window_scorers(replay: Replay, params: TrendingParams) -> dict[str, ScoreFn]:
     """Per named window, scores per article code from the events before t."""
-    return {f"window {name} ({window.kind})": _scorer(replay.index, window, params.window_hours)
+    return {f"window {name} ({window.kind})": _scorer(replay.index, window)
             for name, window in parse_windows(params.windows).items()}  # fmt: skip
 
 
-def _scorer(index: EventIndex, window: PopularWindow, window_hours: float) -> ScoreFn:
+def _scorer(index: EventIndex, window: PopularWindow) -> ScoreFn:
     def score(t: float) -> FloatArray:
-        events = window_events(index, before(t), window_hours)
-        totals = [decayed(events.click_codes, events.click_ages, events.size, hours)
-                  for hours in window.half_lives]  # fmt: skip
+        totals = []
+        for hours in window.half_lives:  # as the nightly lists: within 16 half-lives
+            events = window_events(index, before(t), HORIZON_HALF_LIVES * hours)
+            totals.append(decayed(events.click_codes, events.click_ages, events.size, hours))
         return window_scores(window, np.column_stack(totals))
 
     return score
