@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from functools import partial
@@ -42,6 +43,7 @@ from recommender.validation import (
 )
 from recommender.windows import FITTED
 
+log = logging.getLogger("newsrec.server")
 STREAM_BATCH = 1000
 """StreamEvents records its single events in batches of this many."""
 
@@ -115,6 +117,8 @@ class RecommenderService:
         """Hot answers, keyed by request, version and live-state epoch."""
         self.limits = limits
         self.rules = RuleService(reader)
+        self._sections: tuple[str, frozenset[str]] = ("", frozenset())
+        self._unknown_logged: set[str] = set()
 
     async def _items(self, version: str, chosen: list[tuple[str, float]]) -> list[pb.Item]:
         records = await self.reader.articles(version, [aid for aid, _ in chosen])
@@ -141,6 +145,23 @@ class RecommenderService:
         pins = {p.article.id: p.pin.rule_id for p in placed if p.pin is not None}
         return [to_item(p.article, p.score) for p in placed], pins
 
+    async def _check_section(self, version: str, section: str) -> None:
+        """A section the model does not know answers an empty list, as it should; it is
+        counted (newsrec_unknown_sections) and logged once per name, so a caller's typo shows."""
+        if not section:
+            return
+        if self._sections[0] != version:
+            meta = await self.reader.meta(version)
+            self._sections = (version, frozenset(s.lower() for s in meta.get("sections", [])))
+        wanted = section.lower()
+        if wanted in self._sections[1]:
+            return
+        metrics.UNKNOWN_SECTIONS.inc()
+        if wanted not in self._unknown_logged and len(self._unknown_logged) < 1000:
+            self._unknown_logged.add(wanted)
+            log.info("section %r is not in model %s: its lists are empty (GetModelInfo lists "
+                     "the sections)", section, version)  # fmt: skip
+
     async def _related_rules(self, version: str, article_id: str, now: float) -> ListRules:
         """The rules of one article's Related list (its sections read only when a rule needs
         them)."""
@@ -161,6 +182,7 @@ class RecommenderService:
         section = check_section(request.section)
         version = await self.reader.live_version()
         await self.reader.ensure_synced()
+        await self._check_section(version, section)
         # Answers hold until the version, the live state (upserts, takedowns, rules) or the
         # rules in force (one expires) change.
         now = time.time()
@@ -173,7 +195,9 @@ class RecommenderService:
         candidates = await self.reader.related(version, article_id)
         if candidates is None:
             raise ArticleNotFound(
-                f"article_id {article_id!r} is not in model {version} (or taken down)"
+                f"article_id {article_id!r} was taken down"
+                if article_id in self.reader.deleted
+                else f"article_id {article_id!r} is neither in model {version} nor upserted since"
             )
         rules = await self._related_rules(version, article_id, now)
         ranked = related_candidates(candidates, section)
@@ -195,6 +219,7 @@ class RecommenderService:
         section = check_section(request.section)
         version = await self.reader.live_version()
         await self.reader.ensure_synced()
+        await self._check_section(version, section)
         now = time.time()
         window = int(now / self.live_counts.max_age) if self.live_counts.max_age else 0
         stamp = f"{self.reader.epoch}:{self.reader.rules.stamp(now)}:{window}"

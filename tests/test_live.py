@@ -253,6 +253,7 @@ def test_takedown_disappears_everywhere_and_lists_refill(
     with pytest.raises(grpc.RpcError) as info:
         live.stub.GetRelated(pb.GetRelatedRequest(article_id="tech-01"))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert info.value.details() == "article_id 'tech-01' was taken down"
     reply = live.stub.RecordEvents(pb.RecordEventsRequest(events=clicks("tech-01", 2)))
     assert reply.rejected_reasons["unknown_article"] == 2
     again = live.stub.DeleteArticle(pb.DeleteArticleRequest(article_id="tech-01"))

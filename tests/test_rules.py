@@ -5,6 +5,7 @@ are refused with a clear message when malformed; `newsrec rules` does the same f
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -250,3 +251,24 @@ def test_malformed_stored_rules_are_ignored_not_fatal(
     assert eventually(lambda: related(server.stub)[0] == "sport-04", 2)
     assert related(server.stub)[1:] == before[:9]
     assert len(server.stub.ListRules(pb.ListRulesRequest()).rules) == 1
+
+
+def test_an_unknown_section_answers_empty_and_is_counted_and_logged_once(
+    tmp_path: Path,
+    settings: Settings,
+    client: redis.Redis,
+    server: ServerThread,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from recommender.metrics import REGISTRY
+
+    train_into(client, settings, tmp_path)
+    counted = REGISTRY.get_sample_value("newsrec_unknown_sections_total") or 0.0
+    caplog.set_level(logging.INFO, logger="newsrec.server")
+    for _ in range(2):
+        assert popular(server.stub, "spotr") == []
+        assert related(server.stub, section="Spotr") == []
+    assert popular(server.stub, "Sport")  # a known one, in another case, is not counted
+    assert REGISTRY.get_sample_value("newsrec_unknown_sections_total") == counted + 4
+    lines = [r.getMessage() for r in caplog.records if "is not in model" in r.getMessage()]
+    assert len(lines) == 1 and "section 'spotr'" in lines[0]

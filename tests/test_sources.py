@@ -365,7 +365,7 @@ def test_event_bad_rows(tmp_path: Path) -> None:
         f"{path}:5: ts: cannot parse time 'soon': expected RFC 3339"
         " (e.g. 2024-05-01T09:30:00Z) or epoch seconds",
         f"{path}:6: type: expected 'click' or 'impression', got 'view'",
-        f"{path}:7: invalid JSON: Expecting value at column 1",
+        f"{path}:7: invalid JSON: Expecting value (column 1)",
         f"{path}:8: session_id: expected a string, got ['s']",
     ]
     assert log.bad_rows[0] == RowError(str(path), 2, "article_id: missing")

@@ -161,7 +161,7 @@ def _json_object(text: str) -> dict[str, Any]:
         if end != len(text):
             raise json.JSONDecodeError("Extra data", text, end)
     except json.JSONDecodeError as e:
-        raise BadRow(f"invalid JSON: {e.msg} at column {e.colno}") from None
+        raise BadRow(f"invalid JSON: {e.msg} (column {e.colno})") from None
     if not isinstance(obj, dict):
         raise BadRow(f"expected a JSON object, got {type(obj).__name__} {show(obj)}")
     return obj
