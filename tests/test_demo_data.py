@@ -209,3 +209,16 @@ def test_ids_are_sequential_and_progress_is_shown(
 def test_invalid_spec_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         generate(tmp_path, DemoSpec(articles=0))
+
+
+def test_the_demo_ends_with_next_steps_and_says_what_it_left_running(tmp_path: Path) -> None:
+    from recommender.config import Settings
+    from training.demo.run import next_steps
+
+    embedded = "\n".join(next_steps(Settings(data_dir=tmp_path), "demo-000042"))
+    assert "newsrec serve" in embedded and '"article_id": "demo-000042"' in embedded
+    assert "node client.js all demo-000042" in embedded and ". .venv/bin/activate" in embedded
+    assert f"embedded Redis is still running (its data in {tmp_path})" in embedded
+    assert "newsrec redis-stop" in embedded
+    own = "\n".join(next_steps(Settings(redis_url="redis://127.0.0.1:6379/0"), "demo-000042"))
+    assert "redis-stop" not in own and "newsrec serve" in own

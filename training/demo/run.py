@@ -13,6 +13,7 @@ import grpc
 
 from recommender.config import Settings
 from recommender.connect import keys_for
+from recommender.domain import Article
 from recommender.server import create_server
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
@@ -37,7 +38,31 @@ def _show(title: str, items: list[pb.Item]) -> None:
         )
 
 
-async def _query(port: int, sample_id: str, section: str, all_ids: list[str]) -> None:
+def next_steps(settings: Settings, sample_id: str) -> list[str]:
+    """What to try after the demo, and what it left running."""
+    lines = [
+        "",
+        "Next steps (the `newsrec` command is .venv/bin/newsrec; `. .venv/bin/activate` puts it",
+        "on PATH):",
+        "  newsrec serve                       # the same server on 127.0.0.1:50051",
+        '  grpcurl -plaintext -d \'{"article_id": "' + sample_id + '", "explain": true}\' \\',
+        "    127.0.0.1:50051 recommender.v1.Recommender/GetRelated",
+        '  grpcurl -plaintext -d \'{"window": "rising"}\' 127.0.0.1:50051 '
+        "recommender.v1.Recommender/GetPopular",
+        "  cd examples/node && npm ci && node client.js all " + sample_id + "   # a Node client",
+        "  newsrec train --articles YOUR.jsonl --clicks YOUR_CLICKS.jsonl   # your own data "
+        "(docs/training.md)",
+    ]
+    if not settings.redis_url:
+        lines += [
+            "",
+            f"The embedded Redis is still running (its data in {settings.data_dir}), so the",
+            "commands above see this model; `newsrec redis-stop` stops it.",
+        ]
+    return lines
+
+
+async def _query(port: int, sample: Article, section: str, all_ids: list[str]) -> None:
     """Real gRPC calls against the running server, then a short latency sample."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.RecommenderStub(channel)
@@ -46,8 +71,10 @@ async def _query(port: int, sample_id: str, section: str, all_ids: list[str]) ->
             f"\nmodel {info.model_version}: {info.article_count:,} articles, "
             f"{info.click_count:,} clicks, sections {', '.join(info.sections)}"
         )
-        related = await stub.GetRelated(pb.GetRelatedRequest(article_id=sample_id, limit=8))
-        _show(f"Related Articles for {sample_id}:", list(related.items))
+        related = await stub.GetRelated(pb.GetRelatedRequest(article_id=sample.id, limit=8))
+        where = "|".join(sample.sections)
+        _show(f"Related Articles for [{where}] {sample.title}  ({sample.id}):",
+              list(related.items))  # fmt: skip
         popular = await stub.GetPopular(pb.GetPopularRequest(limit=8))
         _show(
             f"Popular (site-wide, as of {popular.as_of.ToDatetime():%Y-%m-%d %H:%M} UTC):",
@@ -108,10 +135,11 @@ def run_demo(settings: Settings, data_dir: Path) -> int:
         print(f"gRPC server listening on 127.0.0.1:{port}")
         try:
             others = [a.id for a in result.articles.articles if a.id != first.id]
-            await _query(port, first.id, section, others)
+            await _query(port, first, section, others)
         finally:
             await server.stop(2)
             print("\nserver stopped")
 
     asyncio.run(serve_and_query())
+    print("\n".join(next_steps(settings, first.id)))
     return 0
