@@ -8,8 +8,6 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from functools import partial
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from recommender import metrics
 from recommender.cache import LRU
 from recommender.domain import Article
@@ -28,8 +26,6 @@ from recommender.store.codec import Candidate, caller_identity
 from recommender.v1 import recommender_pb2 as pb
 from recommender.validation import (
     DEFAULT_LIMITS,
-    TIMESTAMP_MAX_NANOS,
-    TIMESTAMP_MIN_NANOS,
     Limits,
     check_batch_id,
     check_events,
@@ -39,6 +35,7 @@ from recommender.validation import (
     check_section,
     check_timestamp,
     check_upsert,
+    timestamp,
     valid_timestamp,
 )
 from recommender.windows import FITTED
@@ -52,15 +49,6 @@ def in_section(sections: Iterable[str], section: str) -> bool:
     """Section match ignores case, as section names in keys do."""
     wanted = section.lower()
     return any(s.lower() == wanted for s in sections)
-
-
-def timestamp(epoch: float) -> Timestamp:
-    """Epoch seconds as a protobuf Timestamp (a float near either end of the valid range is
-    held inside it: 9999-12-31T23:59:59.999999999Z is 253402300800.0 as a float)."""
-    ts = Timestamp()
-    nanos = round(epoch * 1e9)
-    ts.FromNanoseconds(min(max(nanos, TIMESTAMP_MIN_NANOS), TIMESTAMP_MAX_NANOS))
-    return ts
 
 
 def to_item(article: Article, score: float) -> pb.Item:

@@ -122,6 +122,15 @@ def check_timestamp(ts: Timestamp, field: str) -> float:
     return (ts.seconds * 1_000_000_000 + ts.nanos) / 1e9
 
 
+def timestamp(epoch: float) -> Timestamp:
+    """Epoch seconds as a protobuf Timestamp (a float near either end of the valid range is
+    held inside it: 9999-12-31T23:59:59.999999999Z is 253402300800.0 as a float)."""
+    ts = Timestamp()
+    nanos = round(epoch * 1e9)
+    ts.FromNanoseconds(min(max(nanos, TIMESTAMP_MIN_NANOS), TIMESTAMP_MAX_NANOS))
+    return ts
+
+
 def check_url(url: str, field: str, limit: int) -> str:
     """Empty, or an absolute http(s) URL: a page renders it as a link, so `javascript:`,
     `data:` or a relative path must never get into a list."""

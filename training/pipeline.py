@@ -364,8 +364,7 @@ def explanations(
     """What GetRelated(explain=true) answers from, when the params ask for it."""
     if not config.related.explain:
         return None
-    published = [a.published_at for a in corpus.articles]
-    return Explanations.of(related.model, config.related, published)
+    return Explanations.of(related.model, config.related, corpus.articles)
 
 
 def _input_meta(path: Path, source: ArticleSet | EventLog, rows: int) -> dict[str, Any]:

@@ -68,7 +68,8 @@ def run_rules(args: argparse.Namespace) -> int:
         if args.action == "pin" and not 1 <= args.position <= MAX_LIMIT:
             raise InvalidRequest(f"--position must be between 1 and {MAX_LIMIT}")
         rule = _rule(args, now)
-        check_room(_stored(client, keys), now)
+        stored = _stored(client, keys)
+        check_room(stored, now)
         if rule.pin is not None:
             for field, aid in (("article_id", rule.pin.article_id),
                                ("related_to", rule.pin.related_to)):  # fmt: skip
@@ -78,7 +79,7 @@ def run_rules(args: argparse.Namespace) -> int:
         print(f"newsrec rules {args.action}: {exc}", file=sys.stderr)
         return 2
     pipe = client.pipeline(transaction=False)
-    store.queue_add(pipe, keys, rule, _stored(client, keys).expired(now))
+    store.queue_add(pipe, keys, rule, stored.expired(now))
     pipe.execute()
     print(f"added {describe(rule)}")
     return 0

@@ -209,8 +209,9 @@ class RuleSet:
         )
 
     def _for_list(self, now: float, block_applies: Any, pin_applies: Any) -> ListRules:
-        blocks = [r.block for r in self.in_force(now) if r.block and block_applies(r.block)]
-        pins = [r for r in self.in_force(now) if r.pin and pin_applies(r.pin)]
+        rules = self.in_force(now)
+        blocks = [r.block for r in rules if r.block and block_applies(r.block)]
+        pins = [r for r in rules if r.pin and pin_applies(r.pin)]
         pins.sort(key=lambda r: (r.pin.position if r.pin else 0, r.created_at))
         return ListRules(
             frozenset(b.article_id for b in blocks if b.article_id is not None),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from recommender.errors import InvalidRequest
 from recommender.rules.model import Block, Pin, Rule, new_rule_id
 from recommender.v1 import recommender_pb2 as pb
@@ -16,6 +14,7 @@ from recommender.validation import (
     check_length,
     check_section,
     check_timestamp,
+    timestamp,
 )
 
 MAX_NOTE_CHARS = 500
@@ -29,7 +28,6 @@ def pin_rule(request: pb.PinArticleRequest, created_by: str, now: float) -> Rule
     which = request.WhichOneof("list")
     if which is None:
         raise InvalidRequest('set related_to (an article id) or popular_section ("" = site-wide)')
-    pin = Pin(article_id, request.position)
     if which == "related_to":
         related_to = check_id(request.related_to, "related_to")
         if related_to == article_id:
@@ -76,7 +74,7 @@ def _common(request: pb.PinArticleRequest | pb.BlockArticleRequest, now: float) 
 def rule_message(rule: Rule) -> pb.Rule:
     """A stored rule as ListRules answers it."""
     message = pb.Rule(rule_id=rule.rule_id, created_by=rule.created_by,
-                      created_at=_timestamp(rule.created_at))  # fmt: skip
+                      created_at=timestamp(rule.created_at))  # fmt: skip
     body: pb.PinArticleRequest | pb.BlockArticleRequest
     if rule.pin is not None:
         body = message.pin
@@ -92,11 +90,5 @@ def rule_message(rule: Rule) -> pb.Rule:
                 setattr(body, name, value)
     body.note = rule.note
     if rule.expires_at is not None:
-        body.expires_at.CopyFrom(_timestamp(rule.expires_at))
+        body.expires_at.CopyFrom(timestamp(rule.expires_at))
     return message
-
-
-def _timestamp(epoch: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(round(epoch * 1e9))
-    return ts

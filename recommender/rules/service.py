@@ -51,8 +51,9 @@ class RuleService:
         return pb.RemoveRuleResponse()
 
     async def _add(self, rule: Rule) -> pb.RuleResponse:
-        check_room(self.reader.rules, time.time())
-        expired = self.reader.rules.expired(time.time())
+        now = time.time()
+        check_room(self.reader.rules, now)
+        expired = self.reader.rules.expired(now)
         await self.reader.run(lambda p: store.queue_add(p, self.reader.keys, rule, expired))
         await self.reader.refresh_live()
         return pb.RuleResponse(rule_id=rule.rule_id)

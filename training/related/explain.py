@@ -11,16 +11,17 @@ per article at 50 entries a list."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from recommender.domain import Article
 from recommender.similarity import Shares
 from training.related.lists import RelatedLists
-from training.related.model import RelatedModel, blend_shares
+from training.related.model import Recency, RelatedModel, blend_shares, recency_of
 from training.related.params import RelatedParams
 
 EXPLAIN_TERMS = 12
@@ -34,16 +35,20 @@ class Explanations:
     """Everything the explanation records are computed from, kept until they are written."""
 
     model: RelatedModel
-    lists: RelatedLists
     params: RelatedParams
-    dates: NDArray[np.float64] | None
+    recency: Recency | None
+    """The search's recency rules (training/related/model.py), whose factor each part carries."""
 
     @classmethod
     def of(
-        cls, model: RelatedModel, params: RelatedParams, published: list[float | None]
+        cls, model: RelatedModel, params: RelatedParams, articles: Sequence[Article]
     ) -> Explanations:
-        """Of a fitted model (`published`: each article's time, for the recency factor)."""
-        return cls(model, model.lists, params, _dates(published, params))
+        """Of a fitted model and its articles (their dates, for the recency factor)."""
+        return cls(model, params, recency_of(articles, params))
+
+    @property
+    def lists(self) -> RelatedLists:
+        return self.model.lists
 
     @property
     def shares(self) -> Shares:
@@ -76,7 +81,8 @@ class Explanations:
         for dense in (self._lsa(), self._embedding()):
             columns.append(np.zeros(len(rows)) if dense is None
                            else np.einsum("ij,ij->i", dense[rows], dense[cols]))  # fmt: skip
-        columns.append(self._recency(rows, cols))
+        columns.append(np.ones(len(rows)) if self.recency is None
+                       else self.recency.factors(rows, cols))  # fmt: skip
         flat = np.round(np.column_stack(columns), 6).tolist()
         out, at = [], 0
         for count in valid.sum(axis=1).tolist():
@@ -89,21 +95,6 @@ class Explanations:
 
     def _embedding(self) -> NDArray[np.float32] | None:
         return None if self.model.embedding is None else self.model.embedding.vectors
-
-    def _recency(self, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[np.float64]:
-        """The factor the search multiplied the blend by (1 without a half-life or a date)."""
-        if self.dates is None or self.params.recency_half_life_days <= 0:
-            return np.ones(len(rows))
-        gap = np.abs(self.dates[rows] - self.dates[cols]) / 86_400.0
-        decay = np.exp2(-np.nan_to_num(gap) / self.params.recency_half_life_days)
-        return np.where(np.isnan(gap), 1.0, decay)
-
-
-def _dates(published: list[float | None], params: RelatedParams) -> NDArray[np.float64] | None:
-    """Publication times (NaN unknown) when a recency half-life applies."""
-    if params.recency_half_life_days <= 0:
-        return None
-    return np.array([np.nan if p is None else p for p in published], dtype=np.float64)
 
 
 def _top_terms(matrix: sp.csr_matrix, row: int, terms: NDArray[np.str_]) -> list[list[object]]:

@@ -114,11 +114,21 @@ class Recency:
     def apply(self, block: NDArray[np.float32], start: int, stop: int) -> None:
         """Exclude candidates outside the window and decay scores by the time gap, in place."""
         gap = np.abs(self.dates[start:stop, None] - self.dates[None, :]) / DAY
-        known = ~np.isnan(gap)
         if self.half_life_days > 0:
-            block *= np.where(known, np.exp2(-np.where(known, gap, 0) / self.half_life_days), 1)
+            block *= self._decay(gap)
         if self.window_days > 0:
-            block[known & (gap > self.window_days)] = -1.0
+            block[~np.isnan(gap) & (gap > self.window_days)] = -1.0
+
+    def factors(self, rows: NDArray[np.int64], cols: NDArray[np.int64]) -> NDArray[np.float64]:
+        """The factor `apply` multiplies each (row, col) pair's score by."""
+        if self.half_life_days <= 0:
+            return np.ones(len(rows))
+        return self._decay(np.abs(self.dates[rows] - self.dates[cols]) / DAY)
+
+    def _decay(self, gap_days: NDArray[np.float64]) -> NDArray[np.float64]:
+        """2^(-gap / half-life); 1 where either date is unknown (NaN gap)."""
+        known = ~np.isnan(gap_days)
+        return np.where(known, np.exp2(-np.where(known, gap_days, 0) / self.half_life_days), 1)
 
 
 def neighbours(
