@@ -15,6 +15,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from training.demo.generate import SECTIONS, DemoSpec, DemoSummary, generate
+from training.demo.titles import fresh_title
 
 SPEC = DemoSpec(articles=500, days=10, seed=11)
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -131,6 +132,29 @@ def test_near_duplicates_are_republished_copies(articles: list[dict[str, Any]]) 
             assert copy["title"] != original["title"]
             assert original["title"] in copy["title"]
             assert epoch(copy["published_at"]) > epoch(original["published_at"])
+
+
+def test_stories_of_a_thread_have_different_titles(articles: list[dict[str, Any]]) -> None:
+    # Before titles were made unique, 123 of these 500 articles shared a title with another
+    # story of their thread (the same template and keyword drawn twice).
+    bodies: set[str] = set()
+    titles: Counter[tuple[str, str]] = Counter()
+    for a in articles:  # a republished copy comes after its original, with the same body
+        if a["body"] not in bodies:
+            bodies.add(a["body"])
+            titles[a["thread"], a["title"]] += 1
+    assert len(titles) > 400 and max(titles.values()) == 1
+
+
+def test_a_huge_thread_gets_labelled_then_numbered_titles() -> None:
+    ents, kws = ("Kernevak", "Omar Delnessa", "Dranemar Front"), ["aid", "truce", "a", "b", "c"]
+    used: set[str] = set()
+    titles = [fresh_title("world", ents, kws, ("envoy",), [0, 0, 0, 0], used) for _ in range(600)]
+    assert len(set(titles)) == len(used) == 600
+    assert titles[0] == "Omar Delnessa urges calm as aid tensions rise in Kernevak"
+    assert titles[1] == "Aid convoy reaches Kernevak after aid delays"  # the next template
+    assert titles[60] == "Analysis: Omar Delnessa urges calm as aid tensions rise in Kernevak"
+    assert titles[-1] == "Omar Delnessa urges calm as aid tensions rise in Kernevak, part 600"
 
 
 def test_related_articles_stay_in_thread_and_section(articles: list[dict[str, Any]]) -> None:

@@ -17,7 +17,13 @@ from tests.corpus import make_articles
 from tests.helpers import as_articles
 from training.memory import tree_rss_mb
 from training.related.duplicates import duplicate_counts
-from training.related.lists import CandidateLists, Neighbours, related_lists
+from training.related.lists import (
+    CandidateLists,
+    Neighbours,
+    normalized_title,
+    related_lists,
+    title_ids,
+)
 from training.related.params import RelatedParams, make_vectorizer
 from training.related.vectorise import vectorise
 
@@ -68,19 +74,24 @@ def test_large_corpus_fits_on_a_sample_and_transforms_in_chunks(n_jobs: int) -> 
 
 
 def reference_lists(
-    neighbours: Neighbours, groups: np.ndarray, top_k: int
+    neighbours: Neighbours, groups: np.ndarray, top_k: int, titles: np.ndarray | None = None
 ) -> list[list[tuple[int, float]]]:
-    """The rule, one row at a time: skip the own group and repeated groups, keep order."""
+    """The rule, one row at a time: skip the own group (and title), keep the first of each group,
+    then of those the first of each title, in order."""
+    titles = -1 - np.arange(len(groups)) if titles is None else titles  # all distinct
     result: list[list[tuple[int, float]]] = []
     for row, (idx, sc) in enumerate(zip(neighbours.indices, neighbours.scores, strict=True)):
-        seen, chosen = {int(groups[row])}, list[tuple[int, float]]()
-        for j, s in zip(idx.tolist(), sc.tolist(), strict=True):
-            if j < 0 or len(chosen) == top_k:
-                break
-            if int(groups[j]) not in seen:
-                seen.add(int(groups[j]))
-                chosen.append((j, s))
-        result.append(chosen)
+        chosen = [
+            (j, s)
+            for j, s in zip(idx.tolist(), sc.tolist(), strict=True)
+            if j >= 0 and groups[j] != groups[row] and titles[j] != titles[row]
+        ]
+        for key in (groups, titles):
+            firsts: dict[int, tuple[int, float]] = {}
+            for j, s in chosen:
+                firsts.setdefault(int(key[j]), (j, s))
+            chosen = list(firsts.values())
+        result.append(chosen[:top_k])
     return result
 
 
@@ -100,6 +111,38 @@ def test_array_lists_follow_the_per_row_rule() -> None:
         found = Neighbours(indices, scores)
         lists = related_lists(found, groups, top_k, block=int(rng.integers(1, 64)))
         assert [lists[i] for i in range(n)] == reference_lists(found, groups, top_k)
+        titles = rng.integers(0, max(1, n // 2), n).astype(np.int64)
+        lists = related_lists(found, groups, top_k, int(rng.integers(1, 64)), titles)
+        assert [lists[i] for i in range(n)] == reference_lists(found, groups, top_k, titles)
+
+
+def test_a_list_shows_a_headline_once_and_never_the_articles_own() -> None:
+    titles = [
+        "Live updates: the storm",  # 0, the query
+        "Minister resigns",  # 1
+        "LIVE UPDATES:  the   storm!",  # 2: the query's headline, written differently
+        "minister resigns.",  # 3: 1's headline
+        "",  # 4 and 5: no headline, which repeats nothing
+        "",
+        "Storm damage mapped",  # 6
+        "Minister resigns",  # 7: 1's again, and in 3's duplicate group below
+    ]
+    ids = title_ids(titles)
+    assert ids[0] == ids[2] and ids[1] == ids[3] == ids[7] and ids[4] != ids[5]
+    assert normalized_title(" «Minister\tresigns»… ") == "minister resigns"
+    indices = np.array([[2, 3, 1, 4, 5, 7, 6, -1], [3, 7, 2, 6, 4, -1, -1, -1]], dtype=np.int32)
+    scores = np.linspace(0.9, 0.2, 16, dtype=np.float32).reshape(2, 8)
+    groups = np.array([0, 1, 2, 3, 4, 5, 6, 3])
+    found = Neighbours(np.vstack([indices, np.full((6, 8), -1, np.int32)]),
+                       np.vstack([scores, np.zeros((6, 8), np.float32)]))  # fmt: skip
+    lists = related_lists(found, groups, top_k=4, titles=ids)
+    # Row 0: 2 has its own headline, 1 repeats 3's, 7 repeats 3's: the next ones fill the list.
+    assert [j for j, _ in lists[0]] == [3, 4, 5, 6]
+    assert [s for _, s in lists[0]] == pytest.approx(scores[0, [1, 3, 4, 6]].tolist())
+    # Row 1 (its own headline is 3's): neither 3 nor 7; 2 and 6 and 4 are kept, in order.
+    assert [j for j, _ in lists[1]] == [2, 6, 4]
+    # Without titles the rule is the duplicate groups' only.
+    assert [j for j, _ in related_lists(found, groups, top_k=4)[0]] == [2, 3, 1, 4]
 
 
 def test_candidate_lists_name_items_and_kth_scores() -> None:

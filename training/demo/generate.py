@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from training.demo import vocabulary as vocab
 from training.demo.clicklog import ClickLogEncoder, runs
+from training.demo.titles import fresh_title
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # collections.abc.Buffer needs Python 3.12
@@ -150,24 +151,22 @@ class _Generator:
         picks = rng.integers(0, 1 << 30, (n, 4)).tolist()
         stamps = np.datetime_as_string(pub.astype("datetime64[s]")).tolist()
         titles: list[str] = []
+        used: list[set[str]] = [set() for _ in ents]  # each thread's titles so far
         lines: list[str] = []
         q = '","'
         for i, (j, s, root) in enumerate(
             zip(tl.tolist(), sec[tl].tolist(), src.tolist(), strict=True)
         ):
-            place, person, org = ents[j]
+            place, _, org = ents[j]
             key, alt = lx.words[kw[j, 0]], lx.words[kw[j, 1]]  # the thread's lead keywords
             pick = picks[i]
             if dup[i]:
                 redo = vocab.REPUBLISHED[pick[0] % len(vocab.REPUBLISHED)]
                 title = redo.format(titles[root])
             else:
-                options = vocab.TITLES[SECTIONS[s]]
-                noun = lx.words[lx.sec_off[s] + pick[1] % lx.sec_size[s]]
-                title = options[pick[0] % len(options)].format(
-                    place=place, person=person, org=org, noun=noun,
-                    kw=lx.words[kw[j, pick[2] % 5]])  # fmt: skip
-                title = title[0].upper() + title[1:]
+                nouns = lx.words[lx.sec_off[s] : lx.sec_off[s] + lx.sec_size[s]]
+                kws = [lx.words[w] for w in kw[j].tolist()]
+                title = fresh_title(SECTIONS[s], ents[j], kws, nouns, pick, used[j])
             titles.append(title)
             secondary = vocab.SECONDARY[SECTIONS[s]]
             section = [SECTIONS[s], *secondary[int(self.t_alt[lo + j]) % len(secondary)]]

@@ -1,5 +1,6 @@
-"""Each article's related list: neighbours with near-duplicates folded, as compact arrays
-(RelatedLists), and as the serving store holds them with ids and sections (CandidateLists).
+"""Each article's related list: neighbours with near-duplicates and repeated headlines folded,
+as compact arrays (RelatedLists), and as the serving store holds them with ids and sections
+(CandidateLists).
 
 A training run has a million of these lists; they are built (and encoded) a row at a time when
 publish reads them, never held as Python objects all at once.
@@ -7,8 +8,10 @@ publish reads them, never held as Python objects all at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator, Sequence
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -55,26 +58,30 @@ class RelatedLists(Sequence[list[tuple[int, float]]]):
 
 
 def related_lists(
-    neighbours: Neighbours, groups: NDArray[np.int64], top_k: int, block: int = 65_536
+    neighbours: Neighbours,
+    groups: NDArray[np.int64],
+    top_k: int,
+    block: int = 65_536,
+    titles: NDArray[np.int64] | None = None,
 ) -> RelatedLists:
     """Per article: up to top_k (index, score), best first, one article per duplicate group and
-    none from the article's own group (the same story republished is not 'related')."""
-    n, width = neighbours.indices.shape
+    none from the article's own group (the same story republished is not 'related'); with
+    `titles` (title_ids), also none with the article's own title, and of the rest (one per
+    group) one per title: readers take a repeated headline for a bug, even over different
+    stories ('Live updates')."""
+    n = len(neighbours.indices)
     indices = np.full((n, top_k), -1, dtype=np.int32)
     scores = np.zeros((n, top_k), dtype=np.float32)
+    keys = [key for key in (groups, titles) if key is not None]
     for start in range(0, n, block):  # blocks bound the int64 temporaries
         stop = min(start + block, n)
         idx = neighbours.indices[start:stop].astype(np.int64)
-        group = np.where(idx >= 0, groups[np.maximum(idx, 0)], -1)
-        keep = (idx >= 0) & (group != groups[start:stop, None])
-        # The first candidate of each group in a row wins: sort by (row, group, position).
-        rows = np.broadcast_to(np.arange(stop - start)[:, None], idx.shape)
-        pos = np.broadcast_to(np.arange(width), idx.shape)
-        order = np.lexsort((pos.ravel(), group.ravel(), rows.ravel()))
-        flat_group, flat_row = group.ravel()[order], rows.ravel()[order]
-        repeat = np.zeros(len(order), dtype=bool)
-        repeat[1:] = (flat_group[1:] == flat_group[:-1]) & (flat_row[1:] == flat_row[:-1])
-        keep.ravel()[order[repeat]] = False
+        keep = idx >= 0
+        of_candidates = [np.where(keep, key[np.maximum(idx, 0)], -1) for key in keys]
+        for key, theirs in zip(keys, of_candidates, strict=True):
+            keep &= theirs != key[start:stop, None]
+        for theirs in of_candidates:
+            _first_of_each(keep, theirs)
         # Kept candidates move to the front of their row, in their original order.
         front = np.argsort(~keep, axis=1, kind="stable")[:, :top_k]
         kept = np.take_along_axis(keep, front, axis=1)
@@ -85,6 +92,48 @@ def related_lists(
             kept, np.take_along_axis(neighbours.scores[start:stop], front, axis=1), 0.0
         )
     return RelatedLists(indices, scores)
+
+
+def _first_of_each(keep: NDArray[np.bool_], key: NDArray[np.int64]) -> None:
+    """Unkeep, in place, every kept candidate whose key an earlier kept one in its row has."""
+    width = key.shape[1]
+    key = np.where(keep, key, -1 - np.arange(width))  # the dropped match nothing (keys >= 0)
+    order = np.argsort(key, axis=1, kind="stable")  # equal keys stay in position order
+    ranked = np.take_along_axis(key, order, axis=1)
+    repeat = np.zeros(key.shape, dtype=bool)
+    repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+    rows = np.broadcast_to(np.arange(len(key))[:, None], key.shape)
+    keep[rows[repeat], order[repeat]] = False
+
+
+def normalized_title(title: str) -> str:
+    """The title as a reader compares headlines: casefolded, whitespace collapsed, punctuation
+    at either end dropped."""
+    text = " ".join(title.casefold().split())
+    lo, hi = 0, len(text)
+    while lo < hi and (text[lo].isspace() or unicodedata.category(text[lo])[0] == "P"):
+        lo += 1
+    while hi > lo and (text[hi - 1].isspace() or unicodedata.category(text[hi - 1])[0] == "P"):
+        hi -= 1
+    return text[lo:hi]
+
+
+def title_ids(titles: Iterable[str]) -> NDArray[np.int64]:
+    """An id per title, equal for equal normalized titles, each empty title its own (a missing
+    headline repeats nothing). Titles are told apart by a 64-bit digest, not a dict of strings
+    (~150 MB at a million articles): two different ones share it with odds ~1e-8 there, and
+    that only drops one candidate, never shows a repeat."""
+    digests = np.fromiter((_digest(normalized_title(t)) for t in titles), dtype=np.int64)
+    _, ids = np.unique(digests, return_inverse=True)
+    ids = ids.astype(np.int64).reshape(-1)
+    empty = digests == _digest("")
+    ids[empty] = len(ids) + np.arange(np.count_nonzero(empty))
+    return ids
+
+
+def _digest(text: str) -> int:
+    """A stable 64-bit digest (hash() differs between processes)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), signed=True)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Similarity is (1 - e) * [(1 - w) * TF-IDF cosine + w * LSA cosine] + e * embeddi
 fitted on rows expanded by pseudo-relevance feedback (training/related/lsa.py), the embeddings
 encoded once per article text (training/related/embeddings.py). Near-duplicates are found on
 a separate full-vocabulary representation (training/related/duplicates.py); only the earliest
-member of a duplicate group is a candidate, and never for its own group. The neighbour search
+member of a duplicate group is a candidate, and never for its own group; a list shows a
+headline once and never the article's own (training/related/lists.py). The neighbour search
 is training/search/.
 """
 
@@ -35,14 +36,21 @@ from training.related.duplicates import (
 )
 from training.related.embedding_part import EmbeddingPart, fit_embedding_part
 from training.related.embeddings import default_store, embed_articles
-from training.related.lists import CandidateLists, Neighbours, RelatedLists, related_lists
+from training.related.lists import (
+    CandidateLists,
+    Neighbours,
+    RelatedLists,
+    related_lists,
+    title_ids,
+)
 from training.related.lsa import Lsa, fit_lsa
 from training.related.params import RelatedParams, make_vectorizer
 from training.related.vectorise import vectorise
 from training.search.neighbours import search
 
 CANDIDATE_MARGIN = 10
-"""Extra neighbours searched so that dropping near-duplicates still leaves top_k."""
+"""Extra neighbours searched so that dropping near-duplicates and repeated headlines still
+leaves top_k."""
 DAY = 86_400.0
 
 
@@ -254,7 +262,8 @@ def fit_related(
     if lsa is not None:
         arrays["lsa_terms"], arrays["lsa_components"] = lsa.terms, lsa.components
         arrays["prf_neighbours"] = lsa.feedback
-    lists = related_lists(found, groups, params.top_k)
+    titles = title_ids(a.title for a in articles)
+    lists = related_lists(found, groups, params.top_k, titles=titles)
     return RelatedModel(
         vectorizer, matrix, lists, arrays, lsa, params.lsa_weight, params.prf_weight,
         embedding, params if embedding is not None else None,
