@@ -16,6 +16,7 @@ from types import ModuleType
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.commands", "fit the models on an export and a click log, and publish"),
+    "check": ("training.check", "dry run: what train would read from your files, and the gates"),
     "serve": ("recommender.commands", "run the gRPC server"),
     "publish": ("training.admin", "publish a model folder already on disk (no retraining)"),
     "rollback": ("training.admin", "make an earlier published version live again"),

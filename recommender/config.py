@@ -48,6 +48,9 @@ class Settings:
     """Address the gRPC server binds ("0.0.0.0" or "[::]" to serve other hosts)."""
     port: int = 50051
     """gRPC port; 0 picks a free one."""
+    column_map: str = ""
+    """Columns of your exports that the recognised names miss, as FIELD=COLUMN pairs
+    (`title=headline_text,ts=event_time`); `--map` adds to it (docs/own-data.md)."""
     keep_versions: int = 3
     """Published versions kept in Redis for rollback."""
     publish_batch: int = 1000

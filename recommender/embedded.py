@@ -84,6 +84,11 @@ def ensure_embedded(data_dir: Path, timeout: float = 10.0) -> str:
     raise EmbeddedRedisError(f"embedded Redis did not answer on {sock} within {timeout}s: {tail}")
 
 
+def embedded_running(data_dir: Path) -> bool:
+    """True if the embedded Redis of data_dir is up (commands that only read may skip it)."""
+    return _alive(socket_path(data_dir.resolve()))
+
+
 def stop_embedded(data_dir: Path) -> bool:
     """Shut the embedded server down (its data stays on disk); False if it was not running."""
     sock = socket_path(data_dir.resolve())

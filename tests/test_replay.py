@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -237,7 +238,8 @@ def test_mind_sample_training_fit_reads_every_click() -> None:
     known = {line.split("\t", 1)[0] for line in news.read_text().splitlines()}
     events = read_events(behaviors, known_ids=known)
     assert events.clicks < 500  # most clicked ids are not in the sample's news.tsv
-    params, meta = fit_for_training(events, float(events.ts.max()), TrendingParams(), behaviors)
+    reread = partial(read_events, behaviors)
+    params, meta = fit_for_training(events, float(events.ts.max()), TrendingParams(), reread)
     assert meta["fitted"] is True and isinstance(meta["steps"], int) and meta["steps"] > 60
     assert 0.1 < params.half_life_hours < 8 and params.prior_alpha and params.prior_beta
     assert 0.01 < params.prior_alpha / (params.prior_alpha + params.prior_beta) < 0.1

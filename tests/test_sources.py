@@ -176,7 +176,7 @@ def test_empty_missing_and_all_bad_files(tmp_path: Path) -> None:
         read_articles(tmp_path / "nope.jsonl")
     with pytest.raises(InputError, match=r"nope\.jsonl: no such file"):
         read_events(tmp_path / "nope.jsonl")
-    bad = jsonl(tmp_path / "bad.jsonl", [{"title": "t"}])
+    bad = jsonl(tmp_path / "bad.jsonl", [{"id": "a", "title": " "}])
     with pytest.raises(InputError, match=r"no articles found \(1 bad row\(s\) skipped\)"):
         read_articles(bad, max_bad_rows=5)
 
@@ -222,7 +222,7 @@ def test_csv_articles_multiline_fields_and_record_start_lines(tmp_path: Path) ->
         Article("a4", "t4", sections=("[not json]",)),
     ]
     assert [str(e) for e in got.bad_rows] == [
-        f"{path}:5: id: invalid id 'bad id' (need 1-128 of A-Z a-z 0-9 . _ : ~ -)",
+        f"{path}:5: ID: invalid id 'bad id' (need 1-128 of A-Z a-z 0-9 . _ : ~ -)",
         f"{path}:8: expected 6 columns, got 3",
     ]
 
@@ -242,7 +242,7 @@ def test_csv_broken_quoting_is_a_bad_row(tmp_path: Path) -> None:
 
 def test_csv_without_id_column_is_an_input_error(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "a.csv", ["title,body", "t,b"])
-    with pytest.raises(InputError, match=r"a\.csv:1: CSV header has no id column"):
+    with pytest.raises(InputError, match=r"a\.csv:1: the article export has no column for id\n"):
         read_articles(path)
 
 
@@ -400,8 +400,8 @@ def test_csv_events(tmp_path: Path) -> None:
     assert [str(e) for e in log.bad_rows] == [
         f"{path}:4: type: expected 'click' or 'impression', got 'purchase'"
     ]
-    no_ts = write_lines(tmp_path / "no_ts.csv", ["article_id,time", "a,1"])
-    with pytest.raises(InputError, match=r"no_ts\.csv:1: CSV header has no ts column"):
+    no_ts = write_lines(tmp_path / "no_ts.csv", ["article_id,when", "a,1"])
+    with pytest.raises(InputError, match=r"no_ts\.csv:1: the click log has no column for ts\n"):
         read_events(no_ts)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from recommender.config import add_settings_flags, settings_from_args
 from recommender.connect import keys_for, sync_client
 from training.lock import add_lock_flag, wait_flag
+from training.sources.columns import merged_map
 from training.sources.common import InputError, parse_time
 
 
@@ -22,19 +23,13 @@ def add_train(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(parser)
     parser.add_argument("--articles", type=Path, required=True, help="article export")
     parser.add_argument("--clicks", type=Path, help="click log (JSONL/CSV/MIND behaviors.tsv)")
-    parser.add_argument("--format", default="auto", choices=["auto", "jsonl", "csv", "mind"])
+    add_input_flags(parser)
     parser.add_argument(
         "--as-of",
         help="score trending as of this time (RFC 3339 or epoch); default: the newest event",
     )
     parser.add_argument("--model-dir", type=Path, help="where model/<version>/ folders go")
     add_train_flags(parser)
-    parser.add_argument(
-        "--max-bad-rows",
-        type=int,
-        default=0,
-        help="skip up to N bad input rows instead of stopping (default 0)",
-    )
     parser.add_argument("--quiet", action="store_true", help="no progress; one summary line")
     parser.add_argument(
         "--dask-scheduler",
@@ -44,6 +39,24 @@ def add_train(parser: argparse.ArgumentParser) -> None:
     )
     add_lock_flag(parser)
     add_gate_flags(parser)
+
+
+def add_input_flags(parser: argparse.ArgumentParser) -> None:
+    """How the exports are read: format, column names, bad rows (train and check)."""
+    parser.add_argument("--format", default="auto", choices=["auto", "jsonl", "csv", "mind"])
+    parser.add_argument(
+        "--map",
+        action="append",
+        metavar="FIELD=COLUMN,...",
+        help="read a field from a column the recognised names miss, e.g. --map"
+        " title=headline_text,ts=event_time (adds to the column_map setting; docs/own-data.md)",
+    )
+    parser.add_argument(
+        "--max-bad-rows",
+        type=int,
+        default=0,
+        help="skip up to N bad input rows instead of stopping (default 0)",
+    )
 
 
 def add_gate_flags(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
         articles=args.articles,
         clicks=args.clicks,
         format=args.format,
+        column_map=merged_map(settings.column_map, args.map),
         as_of=parse_time(args.as_of) if args.as_of else None,
         model_dir=settings.model_dir,
         max_bad_rows=args.max_bad_rows,
@@ -121,13 +135,13 @@ def summary(result: Any) -> str:
     lines = [
         f"published version {result.version}  (model folder {result.model_path})",
         f"  articles   {meta['articles']:>9,}  from {arts.path} ({arts.format}), "
-        f"{len(arts.bad_rows)} bad rows skipped",
+        f"{arts.bad_row_count} bad rows skipped",
     ]
     if result.events is not None:
         ev = result.events
         lines.append(
             f"  events     {len(ev):>9,}  ({ev.clicks:,} clicks) from {ev.path}, "
-            f"{len(ev.bad_rows)} bad rows skipped, {ev.unknown_ids:,} with unknown "
+            f"{ev.bad_row_count} bad rows skipped, {ev.unknown_ids:,} with unknown "
             "article ids ignored"
         )
         ids = len(set(ev.article_ids))

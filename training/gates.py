@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recommender.config import Settings
+from training.sources.events import EventLog
 
 RELATED_SCORE_FLOOR = 0.01
 """A list whose best item scores below this relates nothing: the items share no words (what is
@@ -55,6 +56,13 @@ class ClickMatch:
     matched_events: int
     ids: int
     matched_ids: int
+
+    @classmethod
+    def of(cls, events: EventLog) -> ClickMatch:
+        """The match of a log read with the export's ids (its unknown ones counted aside)."""
+        matched_ids = len(set(events.article_ids))
+        return cls(len(events) + events.unknown_ids, len(events),
+                   matched_ids + events.unknown_distinct_ids, matched_ids)  # fmt: skip
 
     @property
     def event_share(self) -> float:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from training.related.lists import CandidateLists
 from training.related.model import RelatedModel, build_related, text_model_json
 from training.related.params import RelatedParams
 from training.sources.articles import ArticleSet, read_articles
+from training.sources.columns import ColumnMap
 from training.sources.events import EventLog, read_events
 from training.trending.halflife import fit_for_training
 from training.trending.model import (
@@ -69,6 +71,8 @@ class TrainConfig:
     articles: Path
     clicks: Path | None = None
     format: str = "auto"
+    column_map: ColumnMap = field(default_factory=dict)
+    """field -> column for the names the readers do not recognise (sources/columns.py)."""
     as_of: float | None = None
     model_dir: Path = Path(".newsrec/models")
     max_bad_rows: int = 0
@@ -207,7 +211,8 @@ def _run(
         if config.clicks is not None:
             with timer.stage("read clicks"):
                 known = {a.id for a in corpus.articles}
-                events = read_events(config.clicks, config.format, known, config.max_bad_rows)
+                events = read_events(config.clicks, config.format, known, config.max_bad_rows,
+                                     config.column_map)  # fmt: skip
         with timer.stage("encode articles"):
             embeddings = encode_articles(config, corpus, log)
         with timer.stage("fit TF-IDF and related lists"):
@@ -241,14 +246,8 @@ def check_gates(
     articles = len(related.lists)
     refusals = []
     if events is not None:
-        matched_ids = len(set(events.article_ids))
-        match = ClickMatch(len(events) + events.unknown_ids, len(events),
-                           matched_ids + events.unknown_distinct_ids, matched_ids)  # fmt: skip
-        refusals.append(check_clicks(match, gates))
-    live = pub.live_version(client, keys)
-    live_meta = pub.version_meta(client, keys, [live])[0] if live else {}
-    live_articles = int(live_meta["articles"]) if "articles" in live_meta else None
-    refusals.append(check_shrink(articles, live_articles, gates))
+        refusals.append(check_clicks(ClickMatch.of(events), gates))
+    refusals.append(check_shrink(articles, pub.live_articles(client, keys), gates))
     with_lists = lists_with_related(related.lists.lists.scores)
     refusals.append(check_related(with_lists, articles, gates))
     enforce(refusals)
@@ -256,7 +255,7 @@ def check_gates(
 
 def read_corpus(config: TrainConfig, client: redis.Redis, keys: Keys) -> Corpus:
     """The export, with the live state (upserts, takedowns) folded in."""
-    export = read_articles(config.articles, config.format, config.max_bad_rows)
+    export = read_articles(config.articles, config.format, config.max_bad_rows, config.column_map)
     live = read_live_state(client, keys)
     articles, folded, dropped = merge_articles(export.articles, live)
     # The related stage drops each body once vectorised (at 1M articles bodies hold about
@@ -296,9 +295,11 @@ def fit_trending(
 ) -> TrendingOutput:
     """Half-lives fitted on the log's replay, then Popular lists scored as of as_of."""
     as_of = config.as_of if config.as_of is not None else default_as_of(events, articles)
-    params, fit = fit_for_training(
-        events, as_of, config.trending, config.clicks, config.format, config.max_bad_rows
-    )
+    reread = None
+    if config.clicks is not None:  # the fit rereads the log with the clicks on unknown ids
+        reread = partial(read_events, config.clicks, config.format, None, config.max_bad_rows,
+                         config.column_map)  # fmt: skip
+    params, fit = fit_for_training(events, as_of, config.trending, reread)
     scores = article_scores(events, as_of, params) if events is not None else {}
     popular = popular_lists(articles, scores, as_of, params)
     windows: dict[str, dict[str, PopularList]] = {}
@@ -373,5 +374,5 @@ def _input_meta(path: Path, source: ArticleSet | EventLog, rows: int) -> dict[st
         "sha256": file_sha256(path),
         "format": source.format,
         "rows": rows,
-        "bad_rows_skipped": len(source.bad_rows),
+        "bad_rows_skipped": source.bad_row_count,
     }

@@ -197,3 +197,10 @@ def version_meta(client: redis.Redis, keys: Keys, versions: list[str]) -> list[d
     """Each version's manifest summary as published ({} where none is)."""
     raws = get_many(client, [keys.meta(v) for v in versions])
     return [codec.decode_meta(bytes(raw)) if raw else {} for raw in raws]
+
+
+def live_articles(client: redis.Redis, keys: Keys) -> int | None:
+    """How many articles the live version has (None: nothing is live), for the shrink gate."""
+    live = live_version(client, keys)
+    meta = version_meta(client, keys, [live])[0] if live else {}
+    return int(meta["articles"]) if "articles" in meta else None

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from recommender.config import add_settings_flags, settings_from_args
+from training.demo.generate import DemoSpec
 
 
 def add_demo(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +16,19 @@ def add_demo(parser: argparse.ArgumentParser) -> None:
     add_settings_flags(parser)
     parser.add_argument("--data-dir", type=Path, default=Path(".newsrec/demo-data"))
     parser.add_argument("--model-dir", type=Path)
+    parser.add_argument(
+        "--articles",
+        type=int,
+        default=DemoSpec.articles,
+        help="articles of the corpus it generates when --data-dir holds none (default 3000)",
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Generate, train, serve and query."""
     from training.demo.run import run_demo as demo
 
-    return demo(settings_from_args(args), args.data_dir)
+    return demo(settings_from_args(args), args.data_dir, DemoSpec(articles=args.articles))
 
 
 def add_demo_data(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +46,7 @@ def add_demo_data(parser: argparse.ArgumentParser) -> None:
 
 def run_demo_data(args: argparse.Namespace) -> int:
     """Write the generated corpus and click log."""
-    from training.demo.generate import DemoSpec, generate
+    from training.demo.generate import generate
 
     spec = DemoSpec(articles=args.articles, days=args.days, seed=args.seed)
     if args.clicks_per_article is not None:

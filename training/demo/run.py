@@ -50,8 +50,8 @@ def next_steps(settings: Settings, sample_id: str) -> list[str]:
         '  grpcurl -plaintext -d \'{"window": "rising"}\' 127.0.0.1:50051 '
         "recommender.v1.Recommender/GetPopular",
         "  cd examples/node && npm ci && node client.js all " + sample_id + "   # a Node client",
-        "  newsrec train --articles YOUR.jsonl --clicks YOUR_CLICKS.jsonl   # your own data "
-        "(docs/training.md)",
+        "  newsrec check --articles YOUR.csv --clicks YOUR_CLICKS.csv   # your own data: a dry run",
+        "  newsrec train --articles YOUR.csv --clicks YOUR_CLICKS.csv   # (docs/own-data.md)",
     ]
     if not settings.redis_url:
         lines += [
@@ -100,7 +100,7 @@ async def _query(port: int, sample: Article, section: str, all_ids: list[str]) -
             )
 
 
-def run_demo(settings: Settings, data_dir: Path) -> int:
+def run_demo(settings: Settings, data_dir: Path, spec: DemoSpec | None = None) -> int:
     """The whole demo; returns the exit status."""
     from recommender.connect import sync_client
     from recommender.embedded import resolve_redis_url
@@ -108,7 +108,7 @@ def run_demo(settings: Settings, data_dir: Path) -> int:
     articles_path, clicks_path = data_dir / "articles.jsonl", data_dir / "clicks.jsonl"
     if not (articles_path.exists() and clicks_path.exists()):
         print(f"generating the demo corpus in {data_dir} ...")
-        generate(data_dir, DemoSpec())
+        generate(data_dir, spec or DemoSpec())
     url = resolve_redis_url(settings.redis_url, settings.data_dir)
     print(f"Redis: {url}")
     client = sync_client(settings)

@@ -5,29 +5,24 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from recommender.domain import Article
+from training.sources.columns import ARTICLES, ColumnMap, Columns, mapped_rows
 from training.sources.common import (
     BadRow,
     InputError,
     RowError,
-    blank,
     is_number,
     parse_id,
     parse_time,
-    records,
     show,
     start,
-    text_field,
+    text_value,
 )
-
-_SECTION_KEYS = ("section", "sections", "category", "categories")
-
-
-_DATE_KEYS = ("published_at", "date", "published")
 
 
 @dataclass
@@ -38,6 +33,14 @@ class ArticleSet:
     bad_rows: list[RowError]
     path: str
     format: str
+    columns: dict[str, str] = field(default_factory=dict)
+    """field -> the file's columns that fed it (empty for MIND's fixed columns)."""
+    bad_row_count: int = 0
+    """Every skipped row (bad_rows lists the first ones)."""
+    unused_columns: list[str] = field(default_factory=list)
+    """Columns found that feed no field."""
+    duplicate_ids: int = 0
+    """Rows skipped because an earlier row had their id."""
 
 
 def _names(value: object, key: str) -> tuple[str, ...]:
@@ -67,25 +70,22 @@ def _names(value: object, key: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _article(row: Mapping[str, Any]) -> Article:
-    ident = parse_id(row.get("id"), "id")
-    title, body = text_field(row, "title"), text_field(row, "body")
+def _article(row: Mapping[str, Any], columns: Columns) -> Article:
+    ident = parse_id(*columns.cell(row, "id"))
+    title, body = (text_value(*columns.cell(row, f)) for f in ("title", "body"))
     if not title and not body:
         raise BadRow(f"no title and no body for id {show(ident)}")
-    sections: tuple[str, ...] = ()
-    for key in _SECTION_KEYS:
-        if sections := _names(row.get(key), key):
-            break
+    sections = _names(*columns.cell(row, "section"))
     published: float | None = None
-    for key in _DATE_KEYS:
-        if not blank(value := row.get(key)):
-            try:
-                published = parse_time(value)
-            except ValueError as e:
-                raise BadRow(f"{key}: {e}") from None
-            break
-    tags = _names(row.get("tags"), "tags")
-    return Article(ident, title, body, sections, tags, text_field(row, "url"), published)
+    value, key = columns.cell(row, "published_at")
+    if value is not None:
+        try:
+            published = parse_time(value)
+        except ValueError as e:
+            raise BadRow(f"{key}: {e}") from None
+    tags = _names(*columns.cell(row, "tags"))
+    url = text_value(*columns.cell(row, "url"))
+    return Article(ident, title, body, sections, tags, url, published)
 
 
 def _mind_article(cells: list[str]) -> Article:
@@ -100,13 +100,18 @@ def _mind_article(cells: list[str]) -> Article:
     return Article(ident, title, abstract, sections, tags, url, None)
 
 
-def read_articles(path: Path | str, fmt: str = "auto", max_bad_rows: int = 0) -> ArticleSet:
-    """Read an article export (jsonl, csv or MIND news.tsv), skipping at most max_bad_rows rows."""
+def read_articles(
+    path: Path | str, fmt: str = "auto", max_bad_rows: int = 0, mapping: ColumnMap | None = None
+) -> ArticleSet:
+    """Read an article export (jsonl, csv or MIND news.tsv), skipping at most max_bad_rows rows;
+    mapping names the columns of fields the recognised names miss (columns.py)."""
     path, kind, errors = start(path, fmt, max_bad_rows)
     articles: list[Article] = []
     first_line: dict[str, int] = {}
-    build = _mind_article if kind == "mind" else _article
-    for line, row in records(path, kind, errors, ("id",)):
+    duplicates = 0
+    columns, found, rows = mapped_rows(path, kind, errors, ARTICLES, mapping or {})
+    build = _mind_article if kind == "mind" else partial(_article, columns=columns)
+    for line, row in rows:
         try:
             article = build(row)
         except BadRow as e:
@@ -114,6 +119,7 @@ def read_articles(path: Path | str, fmt: str = "auto", max_bad_rows: int = 0) ->
             continue
         first = first_line.setdefault(article.id, line)
         if first != line:
+            duplicates += 1
             errors.add(line, f"id: duplicate {show(article.id)} (first on line {first})")
         else:
             articles.append(article)
@@ -121,4 +127,13 @@ def read_articles(path: Path | str, fmt: str = "auto", max_bad_rows: int = 0) ->
     if not articles:
         skipped = f" ({errors.count} bad row(s) skipped)" if errors.count else ""
         raise InputError(f"{path}: no articles found{skipped}")
-    return ArticleSet(articles, bad_rows, str(path), kind)
+    return ArticleSet(
+        articles,
+        bad_rows,
+        str(path),
+        kind,
+        columns=columns.used(found),
+        bad_row_count=errors.count,
+        unused_columns=columns.unused(found),
+        duplicate_ids=duplicates,
+    )

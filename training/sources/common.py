@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,9 @@ _SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "c
 
 
 SHOWN = 5  # bad rows listed in an InputError; also the number of unknown-id examples kept
+
+
+KEPT = 1000  # bad rows kept to list (every one is counted)
 
 
 _JSON = json.JSONDecoder()
@@ -79,10 +82,12 @@ class RowErrors:
 
     def add(self, line: int, message: str) -> None:
         self.count += 1
-        if len(self.rows) < max(self.max_bad_rows, SHOWN):
+        if len(self.rows) < max(min(self.max_bad_rows, KEPT), SHOWN):
             self.rows.append(RowError(self.path, line, message))
 
     def checked(self) -> list[RowError]:
+        """The rows in line order (a JSONL file's first rows are read ahead for its keys)."""
+        self.rows.sort(key=lambda e: e.line)
         if self.count <= self.max_bad_rows:
             return self.rows
         listed = "".join(f"\n  {e}" for e in self.rows[:SHOWN])
@@ -167,12 +172,9 @@ def _json_object(text: str) -> dict[str, Any]:
     return obj
 
 
-def _csv_rows(
-    path: Path, errors: RowErrors, required: tuple[str, ...]
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line where the record starts, {lowercased header name: cell}) per CSV record."""
+def _csv_records(path: Path, errors: RowErrors) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line where the record starts, cells) per non-empty CSV record, the header first."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 24))  # long article bodies
-    header: list[str] | None = None
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, strict=True)  # strict: a stray quote is an error, not data
@@ -185,31 +187,30 @@ def _csv_rows(
                 except csv.Error as e:  # the reader resumes at the next line
                     errors.add(start, f"broken CSV record: {e}")
                     continue
-                if not any(cell.strip() for cell in cells):
-                    continue
-                if header is None:
-                    header = [cell.strip().lower() for cell in cells]
-                    if missing := [name for name in required if name not in header]:
-                        raise InputError(
-                            f"{path}:{start}: CSV header has no {', '.join(missing)} column"
-                            f" (found: {', '.join(header)})"
-                        )
-                elif len(cells) != len(header):
-                    errors.add(start, f"expected {len(header)} columns, got {len(cells)}")
-                else:
-                    yield start, dict(zip(header, cells, strict=True))
+                if any(cell.strip() for cell in cells):
+                    yield start, cells
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not valid UTF-8 text ({e.reason})") from e
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from e
 
 
-def records(
-    path: Path, kind: str, errors: RowErrors, required: tuple[str, ...]
-) -> Iterator[tuple[int, Any]]:
-    """Yield (line, row): a dict for jsonl/csv, a list of cells for mind; broken rows -> errors."""
+def csv_dicts(
+    rows: Iterator[tuple[int, list[str]]], header: list[str], errors: RowErrors
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The records after the header as {column: cell}; a record of another width is bad."""
+    for line, cells in rows:
+        if len(cells) != len(header):
+            errors.add(line, f"expected {len(header)} columns, got {len(cells)}")
+        else:
+            yield line, dict(zip(header, cells, strict=True))
+
+
+def records(path: Path, kind: str, errors: RowErrors) -> Iterator[tuple[int, Any]]:
+    """Yield (line, row): a dict for jsonl, a list of cells for csv (the header first) and
+    mind; broken rows -> errors."""
     if kind == "csv":
-        yield from _csv_rows(path, errors, required)
+        yield from _csv_records(path, errors)
         return
     try:
         with path.open("rb") as f:
@@ -246,8 +247,8 @@ def parse_id(value: object, key: str) -> str:
     return ident
 
 
-def text_field(row: Mapping[str, Any], key: str) -> str:
-    value = row.get(key)
+def text_value(value: object, key: str) -> str:
+    """A text cell as a stripped string (numbers as written); `key` names it in errors."""
     if value is None or is_number(value):
         return "" if value is None else str(value)
     if isinstance(value, str):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.domain import CLICK, IMPRESSION, is_valid_id
+from training.sources.columns import CLICKS, ColumnMap, Columns, mapped_rows
 from training.sources.common import (
     SHOWN,
     BadRow,
@@ -20,7 +21,6 @@ from training.sources.common import (
     is_number,
     parse_id,
     parse_time,
-    records,
     show,
     start,
 )
@@ -41,6 +41,12 @@ class EventLog:
     format: str
     unknown_distinct_ids: int = 0
     """Distinct article ids among the events ignored as unknown (for the click-log gate)."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """field -> the log's columns that fed it (empty for MIND's fixed columns)."""
+    bad_row_count: int = 0
+    """Every skipped row (bad_rows lists the first ones)."""
+    unused_columns: list[str] = field(default_factory=list)
+    """Columns found that feed no field."""
 
     def __len__(self) -> int:
         return len(self.article_ids)
@@ -51,31 +57,33 @@ class EventLog:
         return int(np.count_nonzero(self.is_click))
 
 
-def _event(row: Mapping[str, Any], valid: set[str]) -> tuple[str, float, bool, str]:
-    article_id = row.get("article_id")
+def _event(
+    row: Mapping[str, Any], columns: Columns, valid: set[str]
+) -> tuple[str, float, bool, str]:
+    article_id, key = columns.cell(row, "article_id")
     if article_id.__class__ is not str or article_id not in valid:  # cache: skip the regex
-        article_id = parse_id(article_id, "article_id")
+        article_id = parse_id(article_id, key)
         valid.add(article_id)
-    ts = row.get("ts")
-    if ts is None or ts == "":
-        raise BadRow("ts: missing")
+    ts, key = columns.cell(row, "ts")
+    if ts is None:
+        raise BadRow(f"{key}: missing")
     try:
         seconds = parse_time(ts)
     except ValueError as e:
-        raise BadRow(f"ts: {e}") from None
-    kind = row.get("type")
+        raise BadRow(f"{key}: {e}") from None
+    kind, key = columns.cell(row, "type")
     if kind is None or kind in (CLICK, IMPRESSION):
         click = kind != IMPRESSION
     else:
         norm = kind.strip().lower() if isinstance(kind, str) else kind
-        if norm not in (CLICK, IMPRESSION, ""):
-            raise BadRow(f"type: expected {CLICK!r} or {IMPRESSION!r}, got {show(kind)}")
+        if norm not in (CLICK, IMPRESSION):
+            raise BadRow(f"{key}: expected {CLICK!r} or {IMPRESSION!r}, got {show(kind)}")
         click = norm != IMPRESSION
-    session = row.get("session_id")
+    session, key = columns.cell(row, "session_id")
     if session.__class__ is str:
         return article_id, seconds, click, session.strip()
     if session is not None and not is_number(session):
-        raise BadRow(f"session_id: expected a string, got {show(session)}")
+        raise BadRow(f"{key}: expected a string, got {show(session)}")
     return article_id, seconds, click, "" if session is None else str(session)
 
 
@@ -122,18 +130,21 @@ def read_events(
     fmt: str = "auto",
     known_ids: Collection[str] | None = None,
     max_bad_rows: int = 0,
+    mapping: ColumnMap | None = None,
 ) -> EventLog:
-    """Read a click log (jsonl, csv or MIND behaviors.tsv) into events sorted by time."""
+    """Read a click log (jsonl, csv or MIND behaviors.tsv) into events sorted by time; mapping
+    names the columns of fields the recognised names miss (columns.py)."""
     path, kind, errors = start(path, fmt, max_bad_rows)
     known = known_ids if isinstance(known_ids, set | frozenset | None) else set(known_ids)
     valid: set[str] = set()  # ids already checked by is_valid_id
     events: list[tuple[str, float, bool, str]] = []
-    for line, row in records(path, kind, errors, ("article_id", "ts")):
+    columns, found, rows = mapped_rows(path, kind, errors, CLICKS, mapping or {})
+    for line, row in rows:
         try:
             if kind == "mind":
                 events.extend(_mind_events(row, valid))
             else:
-                events.append(_event(row, valid))
+                events.append(_event(row, columns, valid))
         except BadRow as e:
             errors.add(line, str(e))
     bad_rows = errors.checked()
@@ -154,4 +165,7 @@ def read_events(
         str(path),
         kind,
         len(set(unknown)),
+        columns.used(found),
+        errors.count,
+        columns.unused(found),
     )

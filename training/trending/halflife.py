@@ -11,13 +11,13 @@ counts are shared by every pair that uses the same half-life.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from recommender.scoring import HOUR
-from training.sources.events import EventLog, read_events
+from training.sources.events import EventLog
 from training.trending.model import (
     TrendingParams,
     index_events,
@@ -150,15 +150,13 @@ def fit_for_training(
     events: EventLog | None,
     as_of: float,
     params: TrendingParams,
-    clicks: Path | None,
-    fmt: str = "auto",
-    max_bad_rows: int = 0,
+    reread: Callable[[], EventLog] | None = None,
 ) -> tuple[TrendingParams, dict[str, object]]:
     """fit_trending for `newsrec train`: the fit replays every click of the log, also those on
     ids missing from the export (their timing says as much about half-lives), so a log read
-    without them is read again in full."""
+    without them is read again in full (`reread`)."""
     if events is None:
         return params, {"fitted": False, "note": "no click log"}
-    if events.unknown_ids and clicks is not None and params.fit_half_life:
-        events = read_events(clicks, fmt, None, max_bad_rows)
+    if events.unknown_ids and reread is not None and params.fit_half_life:
+        events = reread()
     return fit_trending(events, as_of, params)
