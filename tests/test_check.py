@@ -51,6 +51,7 @@ def test_check_on_the_demo_corpus_passes(tmp_path: Path, settings: Settings) -> 
     events = summary.clicks + summary.impressions
     assert f"  events      {events:,} read, 0 bad row(s)" in out
     assert f"100.0% of events ({events:,}; {summary.clicks:,} clicks)" in out
+    assert "  live state  0 live upserts folded in, 0 takedowns dropped: 400 articles" in out
     assert "  click log   pass" in out
     assert "  shrink      pass" in out  # read from the test's Redis: nothing is live there
     assert out.rstrip().endswith("would read these files and pass the gates checked here")
@@ -78,7 +79,7 @@ def test_check_on_broken_files_says_what_training_would_refuse(
     header = newsrec(settings, "check", "--articles", str(export), "--clicks", str(log))
     assert header.returncode == 1
     assert f"{export}:1: the article export has no column for title or body" in header.stdout
-    assert "--map title=Heading Line" in header.stdout
+    assert "--map 'title=Heading Line'" in header.stdout
     assert f"  - articles: {export}:1: the article export has no column" in header.stdout
     assert "  columns     article_id <- item_id, ts <- event_time, session_id <- visitor_id" in (
         header.stdout
@@ -107,6 +108,11 @@ def test_check_on_broken_files_says_what_training_would_refuse(
     allowed = newsrec(settings, "check", "--config", str(config), "--articles", str(export),
                       "--clicks", str(other_site), "--allow-unmatched-clicks")  # fmt: skip
     assert allowed.returncode == 0, allowed.stdout
+    unreachable = newsrec(settings, "check", "--config", str(config), "--articles", str(export),
+                          "--redis-url", "redis://127.0.0.1:1/0")  # fmt: skip
+    assert unreachable.returncode == 1  # train could not publish either
+    assert "  shrink      not checked: Redis: Error 111 connecting" in unreachable.stdout
+    assert "\n  - Redis: Error 111 connecting" in unreachable.stdout
 
 
 @pytest.mark.slow
@@ -114,7 +120,7 @@ def test_train_reads_a_cms_export_through_the_mapping(tmp_path: Path, settings: 
     articles, clicks = write_corpus(tmp_path)
     export, log = as_cms_export(articles, clicks, tmp_path)
     unmapped = newsrec(settings, "train", "--articles", str(export), "--clicks", str(log))
-    assert unmapped.returncode == 2 and "--map title=Heading Line" in unmapped.stderr
+    assert unmapped.returncode == 2 and "--map 'title=Heading Line'" in unmapped.stderr
     run = newsrec(settings, "train", "--articles", str(export), "--clicks", str(log),
                   "--map", "title=Heading Line", "--map", "body=Story Text")  # fmt: skip
     assert run.returncode == 0, run.stderr

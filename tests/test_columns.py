@@ -65,7 +65,7 @@ def test_missing_title_and_body_is_one_header_error_with_a_mapping(tmp_path: Pat
     assert message.startswith(f"{path}:1: the article export has no column for title or body\n")
     assert "  found: id, Heading Line, Story Text\n" in message
     assert "title is looked for as: title, headline," in message
-    assert "--map title=Heading Line" in message
+    assert "--map 'title=Heading Line'" in message  # quoted: it can be pasted into a shell
     assert "bad row" not in message  # a header problem, not 300 row problems
     mapped = read_articles(path, mapping={"title": "Heading Line", "body": "story_text"})
     assert len(mapped.articles) == 300
@@ -99,13 +99,13 @@ def test_jsonl_without_an_id_key_is_one_error(tmp_path: Path) -> None:
 def test_click_logs_aliased_mapped_and_missing(tmp_path: Path) -> None:
     aliased = write_csv(
         tmp_path / "clicks.csv",
-        ["Item ID", "Timestamp", "Event", "User"],
+        ["Item ID", "Timestamp", "Event Type", "User"],
         [["a", "1714555800", "click", "u1"], ["b", "1714555700", "impression", "u2"]],
     )
     log = read_events(aliased)
     assert log.article_ids == ["b", "a"] and log.is_click.tolist() == [False, True]
     assert log.sessions == ["u2", "u1"]
-    assert log.columns == {"article_id": "Item ID", "ts": "Timestamp", "type": "Event",
+    assert log.columns == {"article_id": "Item ID", "ts": "Timestamp", "type": "Event Type",
                            "session_id": "User"}  # fmt: skip
     odd = write_csv(tmp_path / "odd.csv", ["story", "when_seen"], [["a", "1714555800"]])
     with pytest.raises(InputError) as caught:
@@ -121,7 +121,8 @@ def test_a_mapping_on_a_mind_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "news.tsv"
     path.write_text("N1\tnews\tworld\tTitle\tAbstract\t\t\t\n")
     assert read_articles(path).articles[0].id == "N1"
-    with pytest.raises(InputError, match=r"--map title applies to CSV and JSONL files"):
+    with pytest.raises(InputError, match=r"a column mapping \(title: --map or column_map\) "
+                       r"applies to CSV and JSONL files"):  # fmt: skip
         read_articles(path, mapping={"title": "x"})
 
 
@@ -137,3 +138,44 @@ def test_names_normalise_and_maps_parse() -> None:
         parse_map("headline=title")
     with pytest.raises(InputError, match=r"column_map setting: 'title' is not FIELD=COLUMN"):
         merged_map("title", [])
+
+
+def test_a_field_reads_one_column_and_old_exports_read_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"
+    rows = [
+        {"id": "a", "guid": "g-a", "title": "One", "summary": "S", "section": [],
+         "categories": ["news"], "date": "2024-05-01T09:30:00Z", "published": True},
+        {"id": "", "guid": "g-b", "title": "Two"},  # a blank id is bad, not the guid
+        {"id": "c", "title": "Three", "category": "world", "published_at": 1714555800},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = read_articles(path, max_bad_rows=1)
+    assert [str(e).split(": ", 1)[1] for e in got.bad_rows] == ["id: missing"]
+    first, third = got.articles
+    assert first.sections == ("news",) and first.published_at == 1714555800.0
+    assert first.body == "S"  # a body from the summary when there is no body
+    assert third.sections == ("world",) and third.published_at == 1714555800.0
+    clicks = write_csv(
+        tmp_path / "clicks.csv",
+        ["article_id", "ts", "session_id", "user_id", "event"],
+        [["a", "1714555800", "", "u1", "pageview"]],
+    )
+    log = read_events(clicks)  # `event` is not `type`; a blank session stays blank
+    assert log.is_click.tolist() == [True] and log.sessions == [""]
+
+
+def test_a_mapped_column_feeds_its_field_alone(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "export.csv", ["id", "headline", "text"], [["a", "H", "Body"]])
+    got = read_articles(path, mapping={"title": "text"})
+    assert (got.articles[0].title, got.articles[0].body) == ("Body", "")
+    assert got.unused_columns == ["headline"]
+
+
+def test_the_first_bad_rows_are_listed_although_jsonl_reads_ahead(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"
+    lines = ['{"id": "bad id", "title": "t"}', *['{"id": ' for _ in range(8)]]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_articles(path)
+    listed = [line.strip() for line in str(caught.value).splitlines()[1:6]]
+    assert [line.split(": ")[0] for line in listed] == [f"{path}:{n}" for n in range(1, 6)]

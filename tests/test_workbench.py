@@ -150,9 +150,10 @@ def test_metrics_on_lists_with_an_obvious_answer() -> None:
 
 
 def dated(n: int, day: float) -> list[Article]:
-    """n near-identical-topic articles, one a day: recency decides the order."""
+    """n near-identical-topic articles, one a day: recency decides the order (their headlines
+    differ by a number, which the text model drops, so a list may show each)."""
     return [
-        Article(id=f"d{i:02d}", title="harbour bridge repairs", body=f"harbour bridge {i}",
+        Article(id=f"d{i:02d}", title=f"harbour bridge repairs ({i})", body=f"harbour bridge {i}",
                 published_at=i * day)
         for i in range(n)
     ]  # fmt: skip

@@ -15,14 +15,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from recommender.config import Settings, add_settings_flags, settings_from_args
 from training.gates import ClickMatch, Gates, check_clicks, check_shrink
 from training.sources.articles import ArticleSet, read_articles
 from training.sources.columns import ARTICLE_FIELDS, CLICK_FIELDS, merged_map
-from training.sources.common import KEPT, InputError, RowError
+from training.sources.common import InputError, RowError
 from training.sources.events import EventLog, read_events
+
+if TYPE_CHECKING:
+    from training.live_state import LiveState
 
 T = TypeVar("T")
 
@@ -65,14 +68,16 @@ def run_check(args: argparse.Namespace) -> int:
                      lambda: read_articles(args.articles, args.format, every, mapping))  # fmt: skip
     if articles is not None:
         describe_articles(report, articles, args.max_bad_rows)
+    live = live_model(report, settings)
+    corpus = None if articles is None else fold_live(report, articles, live)
     events = None
     if args.clicks is not None:
-        known = None if articles is None else {a.id for a in articles.articles}
+        known = None if corpus is None else set(corpus)
         read = lambda: read_events(args.clicks, args.format, known, every, mapping)  # noqa: E731
         events = _read(report, "clicks", args.clicks, read)
         if events is not None:
             describe_clicks(report, events, args.max_bad_rows, known is not None)
-    gate_verdicts(report, args, settings, articles, events)
+    gate_verdicts(report, args, settings, corpus, events, live)
     for line in report.lines:
         print(line)
     if report.stops:
@@ -81,6 +86,49 @@ def run_check(args: argparse.Namespace) -> int:
         return 1
     print("\n`newsrec train` would read these files and pass the gates checked here")
     return 0
+
+
+@dataclass
+class LiveModel:
+    """What training folds in and compares with: the live state and the live model's size."""
+
+    state: LiveState
+    articles: int | None
+
+
+def live_model(report: Report, settings: Settings) -> LiveModel | str:
+    """The live state and model size from Redis, or why they were not read. An embedded Redis
+    that is not running is not started for a dry run; a configured one that cannot be reached
+    would stop training too."""
+    import redis
+
+    from recommender.connect import keys_for, sync_client
+    from recommender.embedded import embedded_running
+    from training.live_state import read_live_state
+    from training.publish import live_articles
+
+    embedded = not settings.redis_url and not settings.redis_cluster
+    if embedded and not embedded_running(settings.data_dir):
+        return "the embedded Redis is not running (`newsrec train` starts it)"
+    try:
+        client, keys = sync_client(settings, timeout=5.0), keys_for(settings)
+        return LiveModel(read_live_state(client, keys), live_articles(client, keys))
+    except (redis.RedisError, redis.exceptions.RedisClusterException, ValueError) as exc:
+        report.stops.append(f"Redis: {exc}")
+        return f"Redis: {exc}"
+
+
+def fold_live(report: Report, found: ArticleSet, live: LiveModel | str) -> list[str]:
+    """The ids training would train on: the export with live upserts in, takedowns out."""
+    from training.live_state import merge_articles
+
+    if isinstance(live, str):
+        report.add("live state", f"not read: {live}")
+        return [a.id for a in found.articles]
+    merged, folded, dropped = merge_articles(found.articles, live.state)
+    report.add("live state", f"{folded:,} live upserts folded in, {dropped:,} takedowns "
+               f"dropped: {len(merged):,} articles to train on")  # fmt: skip
+    return [a.id for a in merged]
 
 
 def _read(report: Report, what: str, path: Path, read: Callable[[], T]) -> T | None:
@@ -139,8 +187,9 @@ def gate_verdicts(
     report: Report,
     args: argparse.Namespace,
     settings: Settings,
-    articles: ArticleSet | None,
+    corpus: list[str] | None,
     events: EventLog | None,
+    live: LiveModel | str,
 ) -> None:
     """Each training gate's verdict on what was read (the related gate needs fitted lists)."""
     gates = Gates.from_settings(
@@ -150,13 +199,12 @@ def gate_verdicts(
         allow_empty_related=args.allow_empty_related or args.force,
     )
     report.lines.append("\ngates (docs/training.md)")
-    if events is not None and articles is not None:
+    if events is not None and corpus is not None:
         _verdict(report, "click log", check_clicks(ClickMatch.of(events), gates))
-    live = _live_articles(settings)
     if isinstance(live, str):
         report.add("shrink", f"not checked: {live}")
-    elif articles is not None:
-        _verdict(report, "shrink", check_shrink(len(articles.articles), live, gates))
+    elif corpus is not None:
+        _verdict(report, "shrink", check_shrink(len(corpus), live.articles, gates))
     report.add("related", "checked by `newsrec train` on the fitted lists")
 
 
@@ -164,24 +212,6 @@ def _verdict(report: Report, gate: str, refusal: str | None) -> None:
     report.add(gate, "pass" if refusal is None else f"REFUSES: {refusal}")
     if refusal is not None:
         report.stops.append(refusal)
-
-
-def _live_articles(settings: Settings) -> int | str | None:
-    """The live model's article count (None: none is live), or why it was not read. An
-    embedded Redis that is not running is not started for a dry run."""
-    import redis
-
-    from recommender.connect import keys_for, sync_client
-    from recommender.embedded import embedded_running
-    from training.publish import live_articles
-
-    embedded = not settings.redis_url and not settings.redis_cluster
-    if embedded and not embedded_running(settings.data_dir):
-        return "the embedded Redis is not running (`newsrec train` starts it and compares)"
-    try:
-        return live_articles(sync_client(settings, timeout=5.0), keys_for(settings))
-    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
-        return f"Redis: {exc}"
 
 
 def _columns(
@@ -204,8 +234,7 @@ def _bad_rows(
     for row in rows[:LISTED]:
         report.lines.append(f"    {row}")
     if count > LISTED:
-        kept = f" (the first {KEPT:,} are kept)" if count > KEPT else ""
-        report.lines.append(f"    ... and {count - LISTED:,} more{kept}")
+        report.lines.append(f"    ... and {count - LISTED:,} more")
     if count > max_bad_rows:
         report.stops.append(
             f"{what}: {count:,} bad row(s), more than --max-bad-rows {max_bad_rows} allows"
@@ -229,4 +258,7 @@ def _share(share: float) -> str:
 
 
 def _when(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):  # a time before year 1 (epoch -9e10)
+        return f"epoch {seconds:.0f}"

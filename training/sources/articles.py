@@ -75,7 +75,7 @@ def _article(row: Mapping[str, Any], columns: Columns) -> Article:
     title, body = (text_value(*columns.cell(row, f)) for f in ("title", "body"))
     if not title and not body:
         raise BadRow(f"no title and no body for id {show(ident)}")
-    sections = _names(*columns.cell(row, "section"))
+    sections = next(filter(None, (_names(*c) for c in columns.cells(row, "section"))), ())
     published: float | None = None
     value, key = columns.cell(row, "published_at")
     if value is not None:

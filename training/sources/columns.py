@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ ARTICLE_FIELDS: dict[str, tuple[str, ...]] = {
                 "desk", "vertical"),
     "tags": ("tags", "keywords", "topics", "labels", "subcategory", "subsection"),
     "url": ("url", "link", "permalink", "canonical_url", "web_url", "href"),
-    "published_at": ("published_at", "published", "date", "pub_date", "publish_date",
+    "published_at": ("published_at", "date", "published", "pub_date", "publish_date",
                      "publication_date", "published_date", "pubdate", "date_published",
                      "first_published", "created_at", "created", "datetime", "timestamp",
                      "time"),
@@ -45,7 +46,7 @@ CLICK_FIELDS: dict[str, tuple[str, ...]] = {
                    "content_id", "doc_id", "page_id"),
     "ts": ("ts", "timestamp", "time", "event_time", "event_ts", "datetime", "date",
            "occurred_at", "clicked_at", "created_at"),
-    "type": ("type", "event", "event_type", "action", "kind"),
+    "type": ("type", "event_type"),
     "session_id": ("session_id", "session", "user_id", "user", "visitor_id", "client_id",
                    "reader_id", "uid"),
 }  # fmt: skip
@@ -61,6 +62,15 @@ class FieldSpec:
     required: tuple[tuple[str, ...], ...]
     """Groups of fields; each group needs a column for at least one of its fields."""
 
+
+FALLBACKS: dict[str, tuple[str, ...]] = {
+    "body": ("body",),
+    "section": ("section", "sections", "category", "categories"),
+    "published_at": ("published_at", "date", "published"),
+}
+"""Fields whose row falls back to the next column found when the first is blank (a body from
+the summary; sections and dates as newsrec always read them), with the keys a JSONL row was
+always read by."""
 
 ARTICLES = FieldSpec("article export", ARTICLE_FIELDS, (("id",), ("title", "body")))
 CLICKS = FieldSpec("click log", CLICK_FIELDS, (("article_id",), ("ts",)))
@@ -115,6 +125,13 @@ class Columns:
                 return value, key
         return None, (keys[0] if keys else field)
 
+    def cells(self, row: Mapping[str, Any], field: str) -> Iterator[tuple[Any, str]]:
+        """(value, column) of each column of `field` with a value in row, in order."""
+        for key in self.sources.get(field, ()):
+            value = row.get(key)
+            if not blank(value):
+                yield value, key
+
     def used(self, found: Iterable[str]) -> dict[str, str]:
         """field -> the columns found in the file that feed it, for `newsrec check`."""
         present = set(found)
@@ -134,19 +151,24 @@ def resolve(
     found: Sequence[str], spec: FieldSpec, mapping: ColumnMap, where: str, open_ended: bool
 ) -> Columns:
     """The Columns of a file whose header (or first rows' keys) are `found`, or one InputError
-    naming every required field no column feeds. open_ended (JSONL): a row may also use any
-    recognised name that the first rows lacked."""
+    naming every required field no column feeds. A field reads one column, the first of its
+    names found (FALLBACKS: each found, in order); a mapped column feeds its field alone.
+    open_ended (JSONL): a field the first rows lack reads the key newsrec always read."""
     by_name: dict[str, list[str]] = {}
     for name in found:
         by_name.setdefault(normalise(name), []).append(name)
-    sources: dict[str, tuple[str, ...]] = {}
+    sources: dict[str, tuple[str, ...]] = {
+        f: (_mapped(f, c, found, by_name, where),) for f, c in mapping.items() if f in spec.fields
+    }
+    taken = {keys[0] for keys in sources.values()}
     for field, aliases in spec.fields.items():
-        if field in mapping:
-            sources[field] = (_mapped(field, mapping[field], found, by_name, where),)
+        if field in sources:
             continue
-        keys = [name for alias in aliases for name in by_name.get(alias, ())]
+        keys = [n for alias in aliases for n in by_name.get(alias, ()) if n not in taken]
+        if field not in FALLBACKS:
+            keys = keys[:1]
         if open_ended:
-            keys += [alias for alias in aliases if alias not in keys]
+            keys += [n for n in FALLBACKS.get(field, (field,)) if n not in keys and n not in taken]
         if keys:
             sources[field] = tuple(dict.fromkeys(keys))
     present = {field for field, keys in sources.items() if set(keys) & set(found)}
@@ -182,7 +204,7 @@ def _missing_message(
         guess = _guess(group[0], spec, found)
         suggestions.append(f"{group[0]}={guess}")
     lines.append(
-        f"Name the columns with --map {','.join(suggestions)}"
+        f"Name the columns with --map {shlex.quote(','.join(suggestions))}"
         " (or column_map in the settings file; docs/own-data.md)"
     )
     return "\n".join(lines)
@@ -216,7 +238,8 @@ def mapped_rows(
     if kind == "mind":
         if mapped := [f for f in mapping if f in spec.fields]:
             raise InputError(
-                f"{path}: --map {', '.join(mapped)} applies to CSV and JSONL files; a MIND"
+                f"{path}: a column mapping ({', '.join(mapped)}: --map or column_map) applies to"
+                " CSV and JSONL files; a MIND"
                 " .tsv has fixed columns (pass --format csv for a tab-free CSV export)"
             )
         return Columns({}), [], rows

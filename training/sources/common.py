@@ -3,6 +3,7 @@ JSONL, CSV or MIND TSV file with row-level errors (`file:line: what was wrong`).
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
@@ -71,6 +72,10 @@ def is_number(value: object) -> TypeGuard[float]:
     return cls is float or cls is int or isinstance(value, np.integer | np.floating)
 
 
+def _line(error: RowError) -> int:
+    return error.line
+
+
 class RowErrors:
     """Collects bad rows; checked() raises InputError when there are more than allowed."""
 
@@ -81,13 +86,16 @@ class RowErrors:
         self.rows: list[RowError] = []
 
     def add(self, line: int, message: str) -> None:
+        """Count the row; keep the first rows by line (a JSONL file's first rows are read
+        ahead for its keys, so their errors can come before those of earlier rows)."""
         self.count += 1
-        if len(self.rows) < max(min(self.max_bad_rows, KEPT), SHOWN):
-            self.rows.append(RowError(self.path, line, message))
+        cap = max(min(self.max_bad_rows, KEPT), SHOWN)
+        if len(self.rows) < cap or line < self.rows[-1].line:
+            bisect.insort(self.rows, RowError(self.path, line, message), key=_line)
+            del self.rows[cap:]
 
     def checked(self) -> list[RowError]:
-        """The rows in line order (a JSONL file's first rows are read ahead for its keys)."""
-        self.rows.sort(key=lambda e: e.line)
+        """The rows kept, in line order; InputError when there are more than allowed."""
         if self.count <= self.max_bad_rows:
             return self.rows
         listed = "".join(f"\n  {e}" for e in self.rows[:SHOWN])
