@@ -149,12 +149,14 @@ def test_stories_of_a_thread_have_different_titles(articles: list[dict[str, Any]
 def test_a_huge_thread_gets_labelled_then_numbered_titles() -> None:
     ents, kws = ("Kernevak", "Omar Delnessa", "Dranemar Front"), ["aid", "truce", "a", "b", "c"]
     used: set[str] = set()
-    titles = [fresh_title("world", ents, kws, ("envoy",), [0, 0, 0, 0], used) for _ in range(600)]
-    assert len(set(titles)) == len(used) == 600
+    titles = [fresh_title("world", ents, kws, ("envoy",), [0, 0, 0, 0], used) for _ in range(700)]
+    assert len(set(titles)) == len(used) == 700
     assert titles[0] == "Omar Delnessa urges calm as aid tensions rise in Kernevak"
     assert titles[1] == "Aid convoy reaches Kernevak after aid delays"  # the next template
-    assert titles[60] == "Analysis: Omar Delnessa urges calm as aid tensions rise in Kernevak"
-    assert titles[-1] == "Omar Delnessa urges calm as aid tensions rise in Kernevak, part 600"
+    assert titles[60] == "Omar Delnessa urges calm as envoy tensions rise in Kernevak"  # a noun
+    # 12 templates x 6 words (5 keywords, 1 noun): then the labels, then numbers
+    assert titles[72] == "Analysis: Omar Delnessa urges calm as aid tensions rise in Kernevak"
+    assert titles[-1] == "Omar Delnessa urges calm as aid tensions rise in Kernevak, part 700"
 
 
 def test_related_articles_stay_in_thread_and_section(articles: list[dict[str, Any]]) -> None:

@@ -11,17 +11,18 @@ DETAILS = ("Live", "Analysis", "Explainer", "Opinion", "Briefing", "Timeline", "
 def fresh_title(section: str, ents: tuple[str, str, str], kws: list[str],
                  nouns: tuple[str, ...], pick: list[int], used: set[str]) -> str:  # fmt: skip
     """A title not yet in `used` (its thread's), and added to it: two stories of a thread under
-    one headline read as a bug. The picked template, keyword and noun, else the next template,
-    then the next keyword and noun; when those are used up, the same under a detail label
-    ("Analysis: ..."); numbered as a last resort."""
+    one headline read as a bug. The picked template, keyword and noun; else the next template,
+    then the next keyword (the thread's, then its section's nouns); when all are used up, the
+    same under a detail label ("Analysis: ..."); numbered as a last resort."""
     options, details, (place, person, org) = TITLES[section], DETAILS, ents
-    plain = len(options) * len(kws)
+    plain = len(options) * (len(kws) + len(nouns))
     for k in range(plain * (1 + len(details))):
         label, r = divmod(k, plain)
-        shift = r // len(options)
+        v = r // len(options)  # the variant: the thread's keywords first, then section nouns
+        kw = kws[(pick[2] + v) % len(kws)] if v < len(kws) else nouns[(pick[1] + v) % len(nouns)]
         title = options[(pick[0] + r) % len(options)].format(
-            place=place, person=person, org=org, noun=nouns[(pick[1] + shift) % len(nouns)],
-            kw=kws[(pick[2] + shift) % len(kws)])  # fmt: skip
+            place=place, person=person, org=org, noun=nouns[(pick[1] + v) % len(nouns)], kw=kw
+        )
         title = title[0].upper() + title[1:]
         if k == 0:
             first = title
