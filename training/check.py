@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from recommender.config import Settings, add_settings_flags, settings_from_args
-from training.gates import ClickMatch, Gates, check_clicks, check_shrink
+from training.gates import ClickMatch, check_clicks, check_shrink
 from training.sources.articles import ArticleSet, read_articles
 from training.sources.columns import ARTICLE_FIELDS, CLICK_FIELDS, merged_map
 from training.sources.common import InputError, RowError
@@ -192,12 +192,9 @@ def gate_verdicts(
     live: LiveModel | str,
 ) -> None:
     """Each training gate's verdict on what was read (the related gate needs fitted lists)."""
-    gates = Gates.from_settings(
-        settings,
-        allow_unmatched_clicks=args.allow_unmatched_clicks or args.force,
-        allow_shrink=args.allow_shrink or args.force,
-        allow_empty_related=args.allow_empty_related or args.force,
-    )
+    from training.commands import gates_from_flags
+
+    gates = gates_from_flags(settings, args)
     report.lines.append("\ngates (docs/training.md)")
     if events is not None and corpus is not None:
         _verdict(report, "click log", check_clicks(ClickMatch.of(events), gates))

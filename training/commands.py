@@ -7,13 +7,16 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recommender.config import add_settings_flags, settings_from_args
+from recommender.config import Settings, add_settings_flags, settings_from_args
 from recommender.connect import keys_for, sync_client
 from training.lock import add_lock_flag, wait_flag
 from training.sources.columns import merged_map
 from training.sources.common import InputError, parse_time
+
+if TYPE_CHECKING:
+    from training.gates import Gates
 
 
 def add_train(parser: argparse.ArgumentParser) -> None:
@@ -80,9 +83,20 @@ def add_gate_flags(parser: argparse.ArgumentParser) -> None:
     allow.add_argument("--force", action="store_true", help="all three of the above")  # fmt: skip
 
 
+def gates_from_flags(settings: Settings, args: argparse.Namespace) -> Gates:
+    """The gates' thresholds from settings, with the overrides add_gate_flags parsed."""
+    from training.gates import Gates
+
+    return Gates.from_settings(
+        settings,
+        allow_unmatched_clicks=args.allow_unmatched_clicks or args.force,
+        allow_shrink=args.allow_shrink or args.force,
+        allow_empty_related=args.allow_empty_related or args.force,
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train, publish, and print the summary."""
-    from training.gates import Gates
     from training.params import train_params
     from training.pipeline import TrainConfig, train
 
@@ -103,12 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
         keep_versions=settings.keep_versions,
         publish_batch=settings.publish_batch,
         progress=not args.quiet and sys.stderr.isatty(),
-        gates=Gates.from_settings(
-            settings,
-            allow_unmatched_clicks=args.allow_unmatched_clicks or args.force,
-            allow_shrink=args.allow_shrink or args.force,
-            allow_empty_related=args.allow_empty_related or args.force,
-        ),
+        gates=gates_from_flags(settings, args),
         lock_lease_seconds=settings.lock_lease_seconds,
         wait_for_lock=wait_flag(args.wait_for_lock),
         embedding_store=settings.embedding_store,

@@ -14,9 +14,9 @@ from numpy.typing import NDArray
 from recommender.live.arrayfiles import ArrayStore
 
 
-def _hash(article_id: str) -> int:
-    """A stable 64-bit hash of an id (Python's own is salted per process)."""
-    return int.from_bytes(hashlib.blake2b(article_id.encode(), digest_size=8).digest(), "little")
+def stable_hash(text: str) -> int:
+    """A stable 64-bit hash of an id or a title (Python's own is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 class PositionalIds(Sequence[str]):
@@ -53,7 +53,7 @@ class IdTable(PositionalIds):
         encoded = [i.encode() for i in ids]
         buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int64)
-        hashes = np.fromiter((_hash(e.decode()) for e in encoded), dtype=np.uint64,
+        hashes = np.fromiter((stable_hash(e.decode()) for e in encoded), dtype=np.uint64,
                              count=len(encoded))  # fmt: skip
         order = np.argsort(hashes, kind="stable").astype(np.int32)
         parts: dict[str, NDArray[Any]] = {
@@ -82,7 +82,7 @@ class IdTable(PositionalIds):
 
     def position(self, article_id: str) -> int | None:
         """Where the id is, or None."""
-        digest = np.uint64(_hash(article_id))
+        digest = np.uint64(stable_hash(article_id))
         at = int(np.searchsorted(self.hashes, digest))
         while at < len(self.hashes) and self.hashes[at] == digest:
             if self[int(self.order[at])] == article_id:

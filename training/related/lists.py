@@ -8,7 +8,6 @@ publish reads them, never held as Python objects all at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from recommender.domain import Article
+from recommender.live.idtable import stable_hash
 from recommender.store.codec import Candidate
 
 
@@ -123,17 +123,12 @@ def title_ids(titles: Iterable[str]) -> NDArray[np.int64]:
     headline repeats nothing). Titles are told apart by a 64-bit digest, not a dict of strings
     (~150 MB at a million articles): two different ones share it with odds ~1e-8 there, and
     that only drops one candidate, never shows a repeat."""
-    digests = np.fromiter((_digest(normalized_title(t)) for t in titles), dtype=np.int64)
+    digests = np.fromiter((stable_hash(normalized_title(t)) for t in titles), dtype=np.uint64)
     _, ids = np.unique(digests, return_inverse=True)
     ids = ids.astype(np.int64).reshape(-1)
-    empty = digests == _digest("")
+    empty = digests == np.uint64(stable_hash(""))
     ids[empty] = len(ids) + np.arange(np.count_nonzero(empty))
     return ids
-
-
-def _digest(text: str) -> int:
-    """A stable 64-bit digest (hash() differs between processes)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), signed=True)
 
 
 @dataclass(frozen=True)
