@@ -64,13 +64,13 @@ async def _placeable(
     """The pins that apply to this answer, lowest position first (one per article: the
     lowest), with their articles' records."""
     out = skip | rules.blocked_ids
-    pins = [r for r in rules.pins if r.pin is not None]
-    pins = [r for r in pins if r.pin and r.pin.position <= limit and r.pin.article_id not in out]
+    pins = [(r, r.pin) for r in rules.pins if r.pin is not None]
+    pins = [(r, p) for r, p in pins if p.position <= limit and p.article_id not in out]
     if not pins:
         return []
-    records = await fetch([r.pin.article_id for r in pins if r.pin is not None])
+    records = await fetch([p.article_id for _, p in pins])
     placeable: dict[str, Placed] = {}
-    for rule, record in zip(pins, records, strict=True):
+    for (rule, _), record in zip(pins, records, strict=True):
         if record is not None and not rules.blocks(record) and keep(record):
             placeable.setdefault(record.id, Placed(record, 0.0, rule))
     return list(placeable.values())
